@@ -1,0 +1,1 @@
+"""Subcommands of the `ivuscal` command line that belong to the engine."""
