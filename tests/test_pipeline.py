@@ -1,0 +1,157 @@
+"""The composed pipeline: same result however frames are batched, and equal to the stages run by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import InputError
+from engine.filter import filter_map
+from engine.geometry import PolarSampler
+from engine.model.network import CalciumNet, NetConfig
+from engine.model.spec import InputSpec
+from engine.model.weights import ensemble_probabilities
+from engine.pipeline import CalciumPipeline, PipelineSettings
+from engine.quantify import QuantifySettings, summarize_pullback
+
+SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.1)
+
+
+class TorchTestRuntime:
+    """Test double of engine/runtimes: the reference ensemble on randomly initialised CalciumNets.
+
+    Infers one frame at a time so that its own output cannot depend on the batch size; the test
+    then checks that the pipeline's result does not either.
+    """
+
+    def __init__(self, n_members: int = 2, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.models = [CalciumNet(NetConfig(channels=(4, 4, 8, 8), decoder_channels=8)).eval() for _ in range(n_members)]
+        self.spec = SPEC
+        self.model_id = "test-random@0"
+
+    @torch.no_grad()
+    def center_logits(self, polar: np.ndarray) -> None:
+        """Shift and stretch each member's logits on `polar` so that votes fall on both sides of 0.5."""
+        x = torch.from_numpy(polar[:, None])
+        for model in self.models:
+            logits = model(x)
+            model.head.weight.div_(logits.std())
+            model.head.bias.sub_(model(x).median())
+
+    def infer(self, polar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = [ensemble_probabilities(self.models, torch.from_numpy(np.ascontiguousarray(f[None]))) for f in polar]
+        return (np.concatenate([m.numpy() for m, _ in rows]), np.concatenate([s.numpy() for _, s in rows]))
+
+
+@dataclass(frozen=True)
+class Cal:
+    pixel_spacing_mm: tuple[float, float] = (0.05, 0.05)
+    center_rc: tuple[float, float] = (40.0, 41.0)
+    frame_time_s: float = 1 / 30
+    pullback_rate_mm_s: float = 6.0  # 0.2 mm per frame
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 90, size=(23, 80, 82), dtype=np.uint8)
+    img[5:15, 45:70, 40:80] = 250  # a bright region to the lower right
+    return img
+
+
+@pytest.fixture(scope="module")
+def runtime(frames: np.ndarray) -> TorchTestRuntime:
+    rt = TorchTestRuntime()
+    rt.center_logits(PolarSampler(frames.shape[1:], Cal().center_rc, Cal().pixel_spacing_mm, SPEC)(frames))
+    return rt
+
+
+def run(pipeline: CalciumPipeline, frames: np.ndarray, batches: list[int]) -> tuple[list, object, list]:
+    pipeline.begin(Cal(), image_shape=frames.shape[1:])
+    outputs, start = [], 0
+    for size in batches:
+        outputs.extend(pipeline.process(frames[start : start + size], start))
+        start += size
+    assert start == len(frames)
+    final, summary = pipeline.end()
+    return outputs, summary, final
+
+
+def test_result_does_not_depend_on_batching(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
+    settings = PipelineSettings(window_frames=5, window_alines=9)
+    results = [run(CalciumPipeline(runtime, settings), frames, b) for b in ([1] * 23, [7, 3, 13], [23])]
+    ref_out, ref_summary, ref_final = results[0]
+    assert [o.index for o in ref_out] == list(range(23))
+    for out, summary, final in results[1:]:
+        assert summary.to_dict() == ref_summary.to_dict()
+        assert [f.index for f in final] == [f.index for f in ref_final]
+        for a, b in zip(out, ref_out, strict=True):
+            assert a.index == b.index and a.position_mm == b.position_mm
+            np.testing.assert_array_equal(a.probability, b.probability)
+            np.testing.assert_array_equal(a.provisional, b.provisional)
+            assert [(f.index, f.calcium.tobytes()) for f in a.final] == [(f.index, f.calcium.tobytes()) for f in b.final]
+
+
+def test_pipeline_equals_the_stages_composed_by_hand(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
+    settings = PipelineSettings(window_frames=5, window_alines=9, quantify=QuantifySettings(merge_gap_mm=0.5))
+    outputs, summary, last = run(CalciumPipeline(runtime, settings), frames, [4, 19])
+    polar = PolarSampler(frames.shape[1:], Cal().center_rc, Cal().pixel_spacing_mm, SPEC)(frames)
+    mean, spread = runtime.infer(polar)
+    np.testing.assert_allclose(np.stack([o.probability for o in outputs]), mean, atol=1e-6)
+    np.testing.assert_allclose(np.stack([o.spread for o in outputs]), spread, atol=1e-6)
+    calcium = np.zeros_like(mean, dtype=bool)
+    for f in [f for o in outputs for f in o.final] + last:
+        calcium[f.index] = f.calcium
+    expected = filter_map(mean, 5, 9)
+    assert 0 < expected.sum() < expected.size  # a map with both classes
+    np.testing.assert_array_equal(calcium, expected)
+    assert summary.to_dict() == summarize_pullback(expected, 0.2, settings.quantify).to_dict()
+    assert outputs[-1].position_mm == pytest.approx(22 * 0.2)
+
+
+def test_every_frame_becomes_final_exactly_once_with_lag_h(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
+    outputs, _, last = run(CalciumPipeline(runtime, PipelineSettings(window_frames=7, window_alines=5)), frames, [10, 13])
+    for o in outputs:
+        assert [f.index for f in o.final] == ([o.index - 3] if o.index >= 3 else [])
+    assert [f.index for f in last] == [20, 21, 22]
+
+
+def test_polar_input_skips_the_sampler(runtime: TorchTestRuntime) -> None:
+    rng = np.random.default_rng(2)
+    polar = rng.random((6, SPEC.n_depth, SPEC.n_alines), dtype=np.float32)
+    pipeline = CalciumPipeline(runtime, PipelineSettings(window_frames=3, window_alines=3))
+    pipeline.begin(Cal())
+    outputs = pipeline.process(polar, 0)
+    np.testing.assert_allclose(np.stack([o.probability for o in outputs]), runtime.infer(polar)[0], atol=1e-6)
+
+
+def test_probabilities_only_pipeline_for_report_rebuilds() -> None:
+    rng = np.random.default_rng(4)
+    prob = rng.random((12, 16)).astype(np.float32)
+    pipeline = CalciumPipeline(None, PipelineSettings(window_frames=3, window_alines=5))
+    pipeline.begin(Cal(), n_alines=16)
+    outputs = pipeline.process_probabilities(prob[:5], np.zeros((5, 16)), 0)
+    outputs += pipeline.process_probabilities(prob[5:], np.zeros((7, 16)), 5)
+    final, _ = pipeline.end()
+    calcium = np.zeros_like(prob, dtype=bool)
+    for f in [f for o in outputs for f in o.final] + final:
+        calcium[f.index] = f.calcium
+    np.testing.assert_array_equal(calcium, filter_map(prob, 3, 5))
+
+
+def test_bad_inputs_are_named(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
+    pipeline = CalciumPipeline(runtime)
+    with pytest.raises(InputError, match="begin"):
+        pipeline.process(frames[:2], 0)
+    pipeline.begin(Cal(), image_shape=frames.shape[1:])
+    with pytest.raises(InputError, match=r"uint8 frames \(B, 80, 82\)"):
+        pipeline.process(frames[:2, :40], 0)
+    pipeline.process(frames[:2], 0)
+    with pytest.raises(InputError, match="expected frame 2, got frame 5"):
+        pipeline.process(frames[2:4], 5)
+    with pytest.raises(InputError, match="frame spacing"):
+        pipeline.begin(Cal(frame_time_s=0.0))
