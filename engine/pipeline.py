@@ -3,7 +3,8 @@
     frames --polar--> PolarSampler --ensemble--> runtime.infer --filter--> StreamingCalciumFilter
            --quantify--> frame_arcs + LesionTracker
 
-`CalciumPipeline.begin(calibration, image_shape)` sizes the buffers for one pullback;
+`CalciumPipeline.begin(calibration, image_shape)` sizes the buffers for one pullback
+(`begin_rows(frame_spacing_mm, n_alines)` when only probability rows will come);
 `process(frames, first_index)` takes Cartesian uint8 (B, H, W) or polar float32 (B, D, A) frames
 in order, in batches of any size (the results do not depend on the batching); `end()` flushes
 the filter and returns the last final frames and the pullback summary.
@@ -117,24 +118,24 @@ class CalciumPipeline:
     def frame_spacing_mm(self) -> float:
         return self._spacing
 
-    def begin(self, calibration: CalibrationLike, image_shape: tuple[int, int] | None = None, n_alines: int | None = None) -> None:
-        """Start a pullback: Cartesian frames of `image_shape`, or polar frames when it is None.
-
-        `n_alines` is needed only without a runtime (probabilities in, see `process_probabilities`).
-        """
+    def begin(self, calibration: CalibrationLike, image_shape: tuple[int, int] | None = None) -> None:
+        """Start a pullback of Cartesian frames of `image_shape`, or of polar frames when it is None."""
+        if self.runtime is None:
+            raise InputError("a pipeline without a runtime starts with begin_rows()")
         spacing = float(calibration.frame_time_s) * float(calibration.pullback_rate_mm_s)
+        spec = self.runtime.spec
+        self.begin_rows(spacing, spec.n_alines)
+        if image_shape is not None:
+            self._sampler = PolarSampler(image_shape, calibration.center_rc, calibration.pixel_spacing_mm, spec, self.xp)
+
+    def begin_rows(self, frame_spacing_mm: float, n_alines: int) -> None:
+        """Start a pullback fed with probability rows (`process_probabilities`) only."""
+        spacing = float(frame_spacing_mm)
         if not np.isfinite(spacing) or spacing <= 0:
             raise InputError(f"frame spacing (frame time x pullback rate) must be positive, got {spacing!r} mm")
-        spec = self.runtime.spec if self.runtime is not None else None
-        if n_alines is None:
-            if spec is None:
-                raise InputError("a pipeline without a runtime needs n_alines")
-            n_alines = spec.n_alines
+        s = self.settings
         self._spacing = spacing
         self._sampler = None
-        if image_shape is not None and spec is not None:
-            self._sampler = PolarSampler(image_shape, calibration.center_rc, calibration.pixel_spacing_mm, spec, self.xp)
-        s = self.settings
         self._filter = StreamingCalciumFilter(n_alines, s.window_frames, s.window_alines, xp=self.xp)
         self._tracker = LesionTracker(spacing, s.quantify, s.findings)
         self._next = 0

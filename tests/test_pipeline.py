@@ -133,7 +133,7 @@ def test_probabilities_only_pipeline_for_report_rebuilds() -> None:
     rng = np.random.default_rng(4)
     prob = rng.random((12, 16)).astype(np.float32)
     pipeline = CalciumPipeline(None, PipelineSettings(window_frames=3, window_alines=5))
-    pipeline.begin(Cal(), n_alines=16)
+    pipeline.begin_rows(0.2, 16)
     outputs = pipeline.process_probabilities(prob[:5], np.zeros((5, 16)), 0)
     outputs += pipeline.process_probabilities(prob[5:], np.zeros((7, 16)), 5)
     final, _ = pipeline.end()
