@@ -9,7 +9,11 @@ before analysis starts rather than half-way through.
 from __future__ import annotations
 
 import io
+import logging
 import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +34,8 @@ PIXEL_DATA_TAG = 0x7FE00010
 DEFER_SIZE = 16 * 1024  # elements larger than this (pixel data) stay on disk until used
 UNDEFINED_LENGTH = 0xFFFFFFFF
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Header:
@@ -46,6 +52,20 @@ def _fail(path: Path, message: str) -> InvalidPullbackError:
     return InvalidPullbackError(message, source=str(path))
 
 
+@contextmanager
+def _pydicom_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Collect pydicom's warnings (also silencing its logger) so that they become our errors."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        logger.setLevel(level)
+
+
 def _read_dataset(path: Path) -> Dataset:
     if not path.exists():
         raise _fail(path, "file not found")
@@ -53,12 +73,20 @@ def _read_dataset(path: Path) -> Dataset:
         raise _fail(path, "not a regular file")
     if path.stat().st_size == 0:
         raise _fail(path, "empty file (0 bytes)")
-    try:
-        return pydicom.dcmread(path, defer_size=DEFER_SIZE)
-    except InvalidDicomError:
-        raise _fail(path, "not a DICOM file (no DICM preamble and file meta information)") from None
-    except (EOFError, struct.error, ValueError, OSError, KeyError, IndexError) as error:
-        raise _fail(path, f"truncated or corrupt DICOM header ({type(error).__name__}: {error})") from None
+    with _pydicom_warnings() as caught:
+        try:
+            ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
+        except InvalidDicomError:
+            raise _fail(path, "not a DICOM file (no DICM preamble and file meta information)") from None
+        except (EOFError, struct.error, ValueError, OSError, KeyError, IndexError) as error:
+            raise _fail(path, f"truncated or corrupt DICOM header ({type(error).__name__}: {error})") from None
+    if any("End of file reached" in str(w.message) for w in caught):
+        raise _fail(path, "truncated file: it ends inside the pixel data")
+    if len(ds) == 0:
+        raise _fail(path, "truncated or corrupt file: no data elements could be read after the file meta information")
+    for w in caught:
+        log.debug("%s: pydicom: %s", path, w.message)
+    return ds
 
 
 def _positive_int(path: Path, ds: Dataset, keyword: str, default: int | None = None) -> int:
@@ -131,12 +159,11 @@ def read_header(path: Path, *, require_pullback: bool = True) -> Header:
     """Open `path`, check that it is a decodable ultrasound image (a multi-frame one when
     `require_pullback`) whose pixel data is all there, and return its header."""
     ds = _read_dataset(path)
+    if PIXEL_DATA_TAG not in ds:
+        raise _fail(path, "no pixel data (not an image, or the file is truncated before it)")
     modality = str(ds.get("Modality", "")).strip()
     if modality not in ULTRASOUND_MODALITIES:
-        shown = modality or "missing"
-        raise _fail(path, f"modality {shown} is not ultrasound (expected IVUS or US)")
-    if PIXEL_DATA_TAG not in ds:
-        raise _fail(path, "no pixel data (not an image)")
+        raise _fail(path, f"modality {modality or 'missing'} is not ultrasound (expected IVUS or US)")
     rows = _positive_int(path, ds, "Rows")
     cols = _positive_int(path, ds, "Columns")
     n_frames = _positive_int(path, ds, "NumberOfFrames", default=1)
