@@ -99,8 +99,17 @@ Inbound = PullbackStart | FrameMessage | PullbackEnd
 # ---------------------------------------------------------------------------- encode (senders)
 
 
+def _plain(obj: Any) -> Any:
+    """msgpack fallback for NumPy scalars and arrays found in summaries."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot encode {type(obj).__name__} in a message")
+
+
 def _pack(obj: dict[str, Any]) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    return msgpack.packb(obj, use_bin_type=True, default=_plain)
 
 
 def encode_start(start: PullbackStart) -> list[bytes]:
@@ -194,6 +203,11 @@ def _pair(value: Any, name: str, source: str | None, positive: bool = False) -> 
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ProtocolError(f"{name} must be a pair of numbers, got {value!r}", source=source)
     return (_finite(value[0], name, source, positive), _finite(value[1], name, source, positive))
+
+
+def valid_id(value: object) -> bool:
+    """True for a usable stream or pullback id: 1-64 characters of [A-Za-z0-9_.:-]."""
+    return isinstance(value, str) and bool(_ID.match(value))
 
 
 def _ident(header: dict[str, Any], name: str, source: str | None) -> str:

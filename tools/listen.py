@@ -1,0 +1,150 @@
+"""`ivuscal listen`: subscribe to the engine's results and show the calcium arcs live.
+
+One line per frame: frame index, position, a 360-degree bar of the provisional arcs (each
+character is 360/width degrees, '#' calcified), the total arc, and the lesion status.
+`--record FILE` appends every received event body (msgpack maps, concatenated) to FILE.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+import zmq
+
+from engine.streaming import protocol as p
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
+
+
+def arc_bar(arcs: list[list[float]], width: int = 36) -> str:
+    """The circle as `width` cells from 0 degrees clockwise; a cell is '#' when its centre is in an arc."""
+    cells = []
+    for i in range(width):
+        centre = (i + 0.5) * 360.0 / width
+        inside = any(_in_arc(centre, start, end) for start, end, _ in arcs)
+        cells.append("#" if inside else ".")
+    return "".join(cells)
+
+
+def _in_arc(angle: float, start: float, end: float) -> bool:
+    if start < end:
+        return start <= angle < end
+    return angle >= start or angle < end  # across 0 degrees, or the full circle (start == 0, end == 360)
+
+
+def format_event(event: dict[str, Any], width: int = 36) -> str | None:
+    """A terminal line for an event, or None for events not shown (final rows, heartbeats)."""
+    kind = event.get("kind")
+    stream = event.get("stream")
+    if kind == "result":
+        prov = event["provisional"]
+        lesion = event.get("lesion", {})
+        status = "IN CALCIUM" if lesion.get("in_calcium") else "-"
+        return (
+            f"{stream} {event['frame']:5d} {event['position_mm']:7.2f} mm |{arc_bar(prov['arcs'], width)}| "
+            f"{prov['total_arc_deg']:5.1f} deg  lesions {lesion.get('lesions_closed', 0)} {status}"
+        )
+    if kind == "summary":
+        summary = event.get("summary") or {}
+        score = (summary.get("score") or {}).get("total_assessed")
+        return f"{stream} pullback {event['pullback']} ended: {event['n_frames']} frames, {len(summary.get('lesions', []))} lesions, max arc {summary.get('max_arc_deg', 0):.1f} deg, calcium score {score}"
+    if kind == "started":
+        return f"{stream} pullback {event['pullback']} started ({event['layout']} {event['shape']})"
+    if kind in ("error", "drop"):
+        return f"{stream} {kind.upper()}: {event.get('reason')} (frame {event.get('frame', '-')})"
+    if kind == "gap":
+        return f"{stream} GAP: {event.get('reason', 'sequence')} {event.get('frames', event.get('seq'))}"
+    return None
+
+
+def listen(
+    address: str,
+    on_event: Callable[[dict[str, Any]], None],
+    stop: threading.Event,
+    record: BinaryIO | None = None,
+    summaries: int | None = None,
+    timeout_s: float | None = None,
+    context: zmq.Context | None = None,
+    ready: threading.Event | None = None,
+) -> int:
+    """Receive events until `stop`, `summaries` pullback summaries, or `timeout_s` without events.
+
+    Returns the number of events received; undecodable events are reported and skipped.
+    """
+    context = context or zmq.Context.instance()
+    socket = context.socket(zmq.SUB)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.SUBSCRIBE, b"")
+    socket.connect(address)
+    if ready is not None:
+        ready.set()
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    received = seen_summaries = 0
+    last = time.monotonic()
+    try:
+        while not stop.is_set():
+            if not poller.poll(100):
+                if timeout_s is not None and time.monotonic() - last > timeout_s:
+                    break
+                continue
+            parts = socket.recv_multipart()
+            last = time.monotonic()
+            try:
+                event = p.decode_event(parts)
+            except p.ProtocolError as error:
+                on_event({"kind": "error", "stream": None, "reason": f"undecodable event: {error}"})
+                continue
+            received += 1
+            if record is not None:
+                record.write(parts[1])
+                record.flush()
+            on_event(event)
+            seen_summaries += event["kind"] == "summary"
+            if summaries is not None and seen_summaries >= summaries:
+                break
+    finally:
+        socket.close()
+    return received
+
+
+@click.command(name="listen")
+@click.option("--from", "address", default=DEFAULT_ADDRESS, show_default=True, help="The engine's results address (SUB connects).")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Append every event (msgpack) to this file.")
+@click.option("--stream", default=None, help="Show only this stream id.")
+@click.option("--final", "show_final", is_flag=True, help="Also print a line per final frame.")
+@click.option("--heartbeats", is_flag=True, help="Also print heartbeats.")
+@click.option("--summaries", type=click.IntRange(1), default=None, help="Exit after this many pullback summaries.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=None, help="Exit after this many seconds without events.")
+def command(address: str, record: Path | None, stream: str | None, show_final: bool, heartbeats: bool, summaries: int | None, timeout_s: float | None) -> None:
+    """Subscribe to the engine and print one line per frame with its calcium arcs."""
+
+    def show(event: dict[str, Any]) -> None:
+        if stream is not None and event.get("stream") not in (stream, None):
+            return
+        if event.get("kind") == "heartbeat" and heartbeats:
+            click.echo(
+                f"heartbeat {event.get('backend')} {event.get('model')} queue {event.get('queue_depth')} "
+                f"{event.get('frames_per_s', 0):.1f} frames/s dropped {event.get('frames_dropped')}"
+            )
+        line = format_event(event)
+        if line:
+            click.echo(line)
+        if show_final:
+            for final in event.get("final", []) if event.get("kind") in ("result", "final", "gap") else []:
+                click.echo(f"{event.get('stream')} {final['frame']:5d} {final['position_mm']:7.2f} mm |{arc_bar(final['arcs'])}| {final['total_arc_deg']:5.1f} deg  FINAL")
+
+    stop = threading.Event()
+    handle = open(record, "ab") if record else None
+    try:
+        listen(address, show, stop, handle, summaries, timeout_s)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        if handle:
+            handle.close()
