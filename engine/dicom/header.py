@@ -48,6 +48,11 @@ class Header:
     photometric: str
 
 
+def describe_error(error: BaseException) -> str:
+    """`Type: message` on one line (library messages may span several)."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 def _fail(path: Path, message: str) -> InvalidPullbackError:
     return InvalidPullbackError(message, source=str(path))
 
@@ -79,7 +84,7 @@ def _read_dataset(path: Path) -> Dataset:
         except InvalidDicomError:
             raise _fail(path, "not a DICOM file (no DICM preamble and file meta information)") from None
         except (EOFError, struct.error, ValueError, OSError, KeyError, IndexError) as error:
-            raise _fail(path, f"truncated or corrupt DICOM header ({type(error).__name__}: {error})") from None
+            raise _fail(path, f"truncated or corrupt DICOM header ({describe_error(error)})") from None
     if any("End of file reached" in str(w.message) for w in caught):
         raise _fail(path, "truncated file: it ends inside the pixel data")
     if len(ds) == 0:
@@ -105,12 +110,13 @@ def _check_decodable(path: Path, ds: Dataset) -> None:
     syntax = ds.file_meta.get("TransferSyntaxUID")
     if syntax is None:
         raise _fail(path, "no transfer syntax in the file meta information")
+    named = syntax.name if syntax.name == str(syntax) else f"{syntax.name} ({syntax})"
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:
-        raise _fail(path, f"transfer syntax {syntax.name} ({syntax}) cannot be decoded by any installed plugin") from None
+        raise _fail(path, f"transfer syntax {named} cannot be decoded by any installed plugin") from None
     if not decoder.is_available:
-        raise _fail(path, f"transfer syntax {syntax.name} ({syntax}) needs a decoder plugin that is not installed")
+        raise _fail(path, f"transfer syntax {named} needs a decoder plugin that is not installed")
 
 
 def _pixel_stream(path: Path, ds: Dataset) -> tuple[BinaryIO, int]:
@@ -138,7 +144,7 @@ def _check_pixel_extent(path: Path, ds: Dataset, n_frames: int) -> None:
         if not ds.file_meta.TransferSyntaxUID.is_encapsulated:
             expected = get_expected_length(ds)
             if available < expected:
-                raise _fail(path, f"pixel data is shorter than declared: {available} bytes for {n_frames} frames that need {expected}")
+                raise _fail(path, f"pixel data is shorter than declared: {available} bytes present, {n_frames} frames need {expected} (truncated file?)")
             return
         start = stream.tell()
         try:
@@ -150,7 +156,7 @@ def _check_pixel_extent(path: Path, ds: Dataset, n_frames: int) -> None:
                 if offsets[-1] + 8 + length > start + available:
                     raise _fail(path, f"pixel data is shorter than declared: the last of {n_fragments} compressed fragments is cut off")
         except (ValueError, struct.error) as error:
-            raise _fail(path, f"corrupt encapsulated pixel data ({error})") from None
+            raise _fail(path, f"corrupt encapsulated pixel data ({describe_error(error)})") from None
     if n_fragments < n_frames:
         raise _fail(path, f"pixel data is shorter than declared: {n_fragments} compressed fragments for {n_frames} frames")
 

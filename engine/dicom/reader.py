@@ -18,7 +18,7 @@ from pydicom.pixels import iter_pixels
 
 from engine.dicom.calibration import Calibration, CalibrationOverrides, read_calibration
 from engine.dicom.colour import GrayConverter
-from engine.dicom.header import Header, read_header
+from engine.dicom.header import Header, describe_error, read_header
 from engine.errors import InvalidPullbackError
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,12 @@ class Pullback:
         index = start
         try:
             with self.info.path.open("rb") as stream:
-                for index, frame in enumerate(iter_pixels(stream, indices=range(start, stop)), start):
+                for frame in iter_pixels(stream, indices=range(start, stop)):
                     yield index, frame
+                    index += 1
         except (ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError) as error:
             raise InvalidPullbackError(
-                f"cannot decode frame {index} ({type(error).__name__}: {error})", source=str(self.info.path)
+                f"cannot decode frame {index} ({describe_error(error)})", source=str(self.info.path)
             ) from error
 
     def iter_chunks(self, chunk_frames: int = 64, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
