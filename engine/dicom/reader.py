@@ -18,8 +18,8 @@ from pydicom.pixels import iter_pixels
 
 from engine.dicom.calibration import Calibration, CalibrationOverrides, read_calibration
 from engine.dicom.colour import GrayConverter
-from engine.dicom.header import Header, describe_error, read_header
-from engine.errors import InvalidPullbackError
+from engine.dicom.header import Header, read_header
+from engine.dicom.problems import describe_error, fail
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,7 @@ class Pullback:
                     yield index, frame
                     index += 1
         except (ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError) as error:
-            raise InvalidPullbackError(
-                f"cannot decode frame {index} ({describe_error(error)})", source=str(self.info.path)
-            ) from error
+            raise fail(self.info.path, f"cannot decode frame {index} ({describe_error(error)})") from error
 
     def iter_chunks(self, chunk_frames: int = 64, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield `(first_index, frames)` with frames uint8 (n <= chunk_frames, rows, cols), in order.
