@@ -36,7 +36,8 @@ class FilterStep:
     provisional: tuple[int, Row]
 
 
-def _check_window(name: str, value: int) -> int:
+def check_window(name: str, value: int) -> int:
+    """`value` as an int when it is a positive odd integer, else InputError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 or value % 2 == 0:
         raise InputError(f"{name} must be a positive odd integer, got {value!r}")
     return int(value)
@@ -55,8 +56,8 @@ class StreamingCalciumFilter:
         if isinstance(n_alines, bool) or not isinstance(n_alines, (int, np.integer)) or n_alines < 1:
             raise InputError(f"n_alines must be a positive integer, got {n_alines!r}")
         self.n_alines = int(n_alines)
-        self.window_frames = _check_window("window_frames", window_frames)
-        self.window_alines = _check_window("window_alines", window_alines)
+        self.window_frames = check_window("window_frames", window_frames)
+        self.window_alines = check_window("window_alines", window_alines)
         self.xp = xp
         self.half_frames = self.window_frames // 2
         # Calcified when count > cells / 2; cells is odd, so count > cells // 2.

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from engine.errors import InputError
-from engine.filter import StreamingCalciumFilter
+from engine.filter import StreamingCalciumFilter, check_window
 from engine.geometry import PolarSampler
 from engine.model.spec import InputSpec
 from engine.quantify import Arc, ClinicalFindings, Lesion, LesionTracker, PullbackSummary, QuantifySettings, frame_arcs
@@ -53,6 +53,10 @@ class PipelineSettings:
     window_alines: int = 61
     quantify: QuantifySettings = field(default_factory=QuantifySettings)
     findings: ClinicalFindings = field(default_factory=ClinicalFindings)
+
+    def __post_init__(self) -> None:
+        check_window("window_frames", self.window_frames)
+        check_window("window_alines", self.window_alines)
 
     def to_dict(self) -> dict:
         return {
@@ -100,10 +104,11 @@ class PullbackOutput(NamedTuple):
 class CalciumPipeline:
     """decode -> polar -> ensemble -> filter -> quantify, for one pullback at a time."""
 
-    def __init__(self, runtime: Runtime | None, settings: PipelineSettings | None = None, xp: ModuleType = np) -> None:
+    def __init__(self, runtime: Runtime | None, settings: PipelineSettings | None = None, xp: ModuleType | None = None) -> None:
+        """`xp` (sampler and filter arrays) defaults to the runtime's namespace, else NumPy."""
         self.runtime = runtime
         self.settings = settings or PipelineSettings()
-        self.xp = xp
+        self.xp = xp if xp is not None else getattr(runtime, "xp", np)
         self._filter: StreamingCalciumFilter | None = None
         self._sampler: PolarSampler | None = None
         self._tracker: LesionTracker | None = None

@@ -1,0 +1,188 @@
+"""`ivuscal analyze`: offline analysis of a recorded pullback (or a live engine's journal) into a report.
+
+The DICOM file is decoded chunk by chunk and driven through `engine.pipeline.CalciumPipeline`,
+the same composition the live engine uses; only per-frame rows and a few key-frame images are
+kept, never the decoded pullback. Output files: docs/analysis.md and CONVENTIONS.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from engine.dicom import CalibrationOverrides, PullbackInfo, open_pullback
+from engine.dicom.cli_options import calibration_options
+from engine.errors import InputError
+from engine.pipeline import CalciumPipeline, FinalFrame, PipelineSettings
+from engine.progress import progress
+from engine.quantify import ClinicalFindings, QuantifySettings
+from engine.report import FrameGeometry, KeyFrameKeeper, ResultCollector, result_from_probabilities, write_report
+from engine.report.result import AnalysisResult
+
+
+class RecentChunks:
+    """The last few decoded chunks, enough to find the image of a frame that becomes final `lag` frames late."""
+
+    def __init__(self, chunk_frames: int, lag: int) -> None:
+        self._chunks: deque[tuple[int, np.ndarray]] = deque(maxlen=math.ceil(lag / chunk_frames) + 1)
+
+    def add(self, start: int, frames: np.ndarray) -> None:
+        self._chunks.append((start, frames))
+
+    def image(self, index: int) -> np.ndarray | None:
+        for start, frames in self._chunks:
+            if start <= index < start + len(frames):
+                return frames[index - start]
+        return None
+
+
+def _offer(keeper: KeyFrameKeeper, recent: RecentChunks, final: list[FinalFrame]) -> None:
+    for frame in final:
+        image = recent.image(frame.index)
+        if image is not None:
+            keeper.offer(frame.index, max((a.extent_deg for a in frame.arcs), default=0.0), image)
+
+
+def _source(info: PullbackInfo) -> dict[str, Any]:
+    """What the report says about the input: format and calibration only (no path, no patient data)."""
+    keep = ("n_frames", "rows", "cols", "photometric", "transfer_syntax_name", "modality", "manufacturer", "model",
+            "frame_time_s", "pullback_rate_mm_s", "length_mm", "pixel_spacing_mm", "center_rc", "defaulted", "sources")
+    data = info.to_dict()
+    return {"kind": "dicom", **{k: data[k] for k in keep}}
+
+
+def analyze_pullback(
+    path: Path, runtime: Any, settings: PipelineSettings, chunk_frames: int, overrides: CalibrationOverrides | None, quiet: bool
+) -> tuple[AnalysisResult, list[tuple[int, np.ndarray]], FrameGeometry]:
+    """Run the pipeline over a DICOM pullback chunk by chunk; the result, key frames and their geometry."""
+    with open_pullback(path, overrides=overrides) as pullback:
+        info = pullback.info
+        cal = info.calibration
+        pipeline = CalciumPipeline(runtime, settings)
+        pipeline.begin(cal, (info.rows, info.cols))
+        collector = ResultCollector(runtime.spec.n_alines, info.n_frames)
+        keeper = KeyFrameKeeper(info.n_frames)
+        recent = RecentChunks(chunk_frames, settings.window_frames // 2)
+        with progress("analyze", total=info.n_frames, quiet=quiet) as bar:
+            for start, frames in pullback.iter_chunks(chunk_frames):
+                recent.add(start, frames)
+                outputs = pipeline.process(frames, start)
+                collector.add(outputs)
+                for out in outputs:
+                    _offer(keeper, recent, out.final)
+                bar.advance(len(frames))
+        end = pipeline.end()
+        _offer(keeper, recent, end.final)
+        model = runtime.describe() if hasattr(runtime, "describe") else {"model_id": getattr(runtime, "model_id", "")}
+        result = collector.finish(end, pipeline.frame_spacing_mm, settings, model=model, source=_source(info))
+        radius_px = runtime.spec.max_radius_mm / min(cal.pixel_spacing_mm)
+        return result, keeper.frames(), FrameGeometry(cal.center_rc, radius_px)
+
+
+def analyze_journal(path: Path, settings: PipelineSettings) -> AnalysisResult:
+    """Rebuild the analysis of a live pullback from its journal (issue 7): filter + quantify re-run on its rows.
+
+    Frames the engine dropped (absent from the journal) are filled with probability 0 and counted in
+    `source.missing_frames`.
+    """
+    from engine.streaming.journal import read_journal  # noqa: PLC0415 - only this mode needs it
+
+    journal = read_journal(path)
+    if len(journal.frame_index) == 0:
+        raise InputError("journal holds no frame rows", source=str(path))
+    try:
+        cal = journal.meta["calib"]
+        spacing = float(cal["frame_time_s"]) * float(cal["pullback_rate_mm_s"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"journal start record has no usable calibration ({error})", source=str(path)) from None
+    index = journal.frame_index
+    if index[0] < 0 or len(np.unique(index)) != len(index):
+        raise InputError("journal frame indices are negative or repeated", source=str(path))
+    n = int(index[-1]) + 1
+    prob = np.zeros((n, journal.probability.shape[1]), dtype=np.float32)
+    spread = np.zeros_like(prob)
+    prob[index], spread[index] = journal.probability, journal.spread
+    source = {"kind": "journal", "complete": journal.complete, "missing_frames": n - len(index), "calibration": cal}
+    model = {"model_id": journal.meta.get("model", "")}
+    return result_from_probabilities(prob, spread, spacing, settings, model=model, source=source)
+
+
+def load_truth_map(path: Path, n_frames: int, n_alines: int) -> np.ndarray:
+    """The simulator's truth as bool (frames, A-lines); raises InputError naming the file."""
+    try:
+        from tools.simulator import load_truth  # noqa: PLC0415 - optional: the simulator's truth format
+    except ImportError as error:
+        raise InputError(f"cannot read truth files in this build ({error})", source=str(path)) from None
+    if not Path(path).is_file():
+        raise InputError("truth file not found", source=str(path))
+    labels = np.asarray(load_truth(path).labels(n_alines), dtype=bool)
+    if labels.shape != (n_frames, n_alines):
+        raise InputError(f"truth covers {labels.shape} (frames, A-lines), the analysis {(n_frames, n_alines)}", source=str(path))
+    return labels
+
+
+@click.command(name="analyze")
+@click.argument("pullback", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output directory.")
+@click.option("--journal", type=click.Path(path_type=Path, dir_okay=False), help="Rebuild the report from a live engine's journal instead of a DICOM file.")
+@click.option("--backend", default="auto", show_default=True, help="Inference backend: auto, onnxruntime, torch, tensorrt.")
+@click.option("--model", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Ensemble weights (.safetensors); default: the shipped model.")
+@click.option("--window-frames", default=13, show_default=True, type=int, help="Filter window along frames (odd).")
+@click.option("--window-alines", default=61, show_default=True, type=int, help="Filter window along A-lines (odd).")
+@click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1), help="Frames decoded and inferred per step.")
+@click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Merge calcified segments closer than this.")
+@click.option("--calcified-nodule/--no-calcified-nodule", default=None, help="Calcified nodule present (score point; default: not assessed).")
+@click.option("--vessel-diameter-mm", type=click.FloatRange(min=0, min_open=True), default=None, help="Reference vessel diameter (score point if < 3.5 mm; default: not assessed).")
+@click.option("--truth", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Simulator truth file: overlay it and add agreement metrics.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no closing summary line.")
+@calibration_options
+def command(
+    pullback: Path | None,
+    out_dir: Path,
+    journal: Path | None,
+    backend: str,
+    model: Path | None,
+    window_frames: int,
+    window_alines: int,
+    chunk_frames: int,
+    merge_gap_mm: float,
+    calcified_nodule: bool | None,
+    vessel_diameter_mm: float | None,
+    truth: Path | None,
+    quiet: bool,
+    overrides: CalibrationOverrides | None,
+) -> None:
+    """Analyse PULLBACK (a DICOM IVUS pullback) offline and write the report to --out."""
+    if (pullback is None) == (journal is None):
+        raise click.UsageError("give either a PULLBACK file or --journal FILE")
+    settings = PipelineSettings(
+        window_frames=window_frames,
+        window_alines=window_alines,
+        quantify=QuantifySettings(merge_gap_mm=merge_gap_mm),
+        findings=ClinicalFindings(calcified_nodule, vessel_diameter_mm),
+    )
+    key_frames: list[tuple[int, np.ndarray]] = []
+    geometry = None
+    if journal is not None:
+        result = analyze_journal(journal, settings)
+    else:
+        if not pullback.is_file():
+            raise InputError("file not found", source=str(pullback))
+        from engine.runtimes import create_runtime  # noqa: PLC0415 - heavy: only when inferring
+
+        runtime = create_runtime(backend, model)
+        result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
+    labels = load_truth_map(truth, result.n_frames, result.n_alines) if truth is not None else None
+    summary = write_report(out_dir, result, labels, key_frames, geometry)
+    if not quiet:
+        score = summary["score"]
+        click.echo(
+            f"{out_dir}: {result.n_frames} frames, {len(summary['lesions'])} lesion(s), max arc {summary['max_arc_deg']:.0f} deg, "
+            f"calcium length {summary['calcium_length_mm']:.1f} mm, calcium score (arc points) {score['total_assessed']}"
+        )
+

@@ -1,0 +1,104 @@
+"""The report's data files (CONVENTIONS.md): calcium_map.npz, summary.json, frames.csv, lesions.csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.quantify import frame_arcs
+from engine.report.result import AnalysisResult
+
+FORMAT = "ivuscal-analysis/1"
+
+
+def write_calcium_map(path: Path, result: AnalysisResult) -> None:
+    """`calcium` bool, `probability` float32 (frames x A), `angles_deg`, `frame_position_mm`."""
+    np.savez_compressed(
+        path,
+        calcium=result.calcium.astype(bool),
+        probability=result.probability.astype(np.float32),
+        angles_deg=result.angles_deg,
+        frame_position_mm=result.frame_position_mm.astype(np.float64),
+    )
+
+
+def summary_dict(result: AnalysisResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """summary.json: the pullback summary, the settings and model that produced it, and `extra`."""
+    data = {
+        "format": FORMAT,
+        **result.summary.to_dict(),
+        "n_alines": result.n_alines,
+        "settings": result.settings.to_dict(),
+        "model": result.model,
+        "source": result.source,
+    }
+    data.update(extra or {})
+    return _json_safe(data)
+
+
+def write_summary(path: Path, result: AnalysisResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write summary.json; return what was written."""
+    data = summary_dict(result, extra)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def write_frames_csv(path: Path, result: AnalysisResult) -> None:
+    """One row per frame: position, arcs after the filter, mean probability and spread, lesion."""
+    lesion_of = np.full(result.n_frames, -1)
+    for i, lesion in enumerate(result.summary.lesions):
+        lesion_of[lesion.start_frame : lesion.end_frame + 1] = i
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["frame", "position_mm", "n_arcs", "max_arc_deg", "total_arc_deg", "arcs_deg", "mean_probability", "mean_spread", "lesion"]
+        )
+        for i in range(result.n_frames):
+            arcs = frame_arcs(result.calcium[i])
+            writer.writerow(
+                [
+                    i,
+                    f"{result.frame_position_mm[i]:.4f}",
+                    len(arcs),
+                    f"{max((a.extent_deg for a in arcs), default=0.0):.2f}",
+                    f"{sum(a.extent_deg for a in arcs):.2f}",
+                    ";".join(f"{a.start_deg:.1f}-{a.end_deg:.1f}" for a in arcs),
+                    f"{float(result.probability[i].mean()):.4f}",
+                    f"{float(result.spread[i].mean()):.4f}",
+                    "" if lesion_of[i] < 0 else int(lesion_of[i]),
+                ]
+            )
+
+
+def write_lesions_csv(path: Path, result: AnalysisResult) -> None:
+    """One row per lesion with its extent, arcs, grade and score points."""
+    rows = []
+    for i, lesion in enumerate(result.summary.lesions):
+        data = lesion.to_dict()
+        score = data.pop("score")
+        data = {k: round(v, 4) if isinstance(v, float) else v for k, v in data.items()}
+        rows.append({"lesion": i, **data, "score_total_assessed": score["total_assessed"],
+                     "score_arc_points": score["arc_gt_threshold_over_length"], "score_360_point": score["arc_360"]})
+    fields = list(rows[0]) if rows else ["lesion", "start_frame", "end_frame", "start_mm", "end_mm", "length_mm"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types: NumPy scalars to Python, non-finite floats to None, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
