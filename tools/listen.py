@@ -8,15 +8,12 @@ character is 360/width degrees, '#' calcified), the total arc, and the lesion st
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
-import zmq
 
-from engine.streaming import protocol as p
+from engine.streaming.subscriber import subscribe
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 
@@ -62,57 +59,6 @@ def format_event(event: dict[str, Any], width: int = 36) -> str | None:
     return None
 
 
-def listen(
-    address: str,
-    on_event: Callable[[dict[str, Any]], None],
-    stop: threading.Event,
-    record: BinaryIO | None = None,
-    summaries: int | None = None,
-    timeout_s: float | None = None,
-    context: zmq.Context | None = None,
-    ready: threading.Event | None = None,
-) -> int:
-    """Receive events until `stop`, `summaries` pullback summaries, or `timeout_s` without events.
-
-    Returns the number of events received; undecodable events are reported and skipped.
-    """
-    context = context or zmq.Context.instance()
-    socket = context.socket(zmq.SUB)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.SUBSCRIBE, b"")
-    socket.connect(address)
-    if ready is not None:
-        ready.set()
-    poller = zmq.Poller()
-    poller.register(socket, zmq.POLLIN)
-    received = seen_summaries = 0
-    last = time.monotonic()
-    try:
-        while not stop.is_set():
-            if not poller.poll(100):
-                if timeout_s is not None and time.monotonic() - last > timeout_s:
-                    break
-                continue
-            parts = socket.recv_multipart()
-            last = time.monotonic()
-            try:
-                event = p.decode_event(parts)
-            except p.ProtocolError as error:
-                on_event({"kind": "error", "stream": None, "reason": f"undecodable event: {error}"})
-                continue
-            received += 1
-            if record is not None:
-                record.write(parts[1])
-                record.flush()
-            on_event(event)
-            seen_summaries += event["kind"] == "summary"
-            if summaries is not None and seen_summaries >= summaries:
-                break
-    finally:
-        socket.close()
-    return received
-
-
 @click.command(name="listen")
 @click.option("--from", "address", default=DEFAULT_ADDRESS, show_default=True, help="The engine's results address (SUB connects).")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Append every event (msgpack) to this file.")
@@ -142,7 +88,7 @@ def command(address: str, record: Path | None, stream: str | None, show_final: b
     stop = threading.Event()
     handle = open(record, "ab") if record else None
     try:
-        listen(address, show, stop, handle, summaries, timeout_s)
+        subscribe(address, show, stop, handle, summaries, timeout_s)
     except KeyboardInterrupt:
         stop.set()
     finally:

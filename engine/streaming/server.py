@@ -293,11 +293,12 @@ def create_server(
     model: Path | str | None = None,
     settings: PipelineSettings | None = None,
     context: zmq.Context | None = None,
+    threads: int | None = None,
 ) -> StreamingServer:
     """The engine on one shared runtime (one ensemble), one pipeline per stream."""
     from engine.runtimes import create_runtime  # noqa: PLC0415 - loads torch; keep `import` light
 
-    runtime = create_runtime(backend=backend, model=model)
+    runtime = create_runtime(backend=backend, model=model, threads=threads)
     settings = settings or PipelineSettings()
     status = {"backend": runtime.describe().get("backend", backend), "model": runtime.model_id}
     return StreamingServer(config, lambda: CalciumPipeline(runtime, settings), status, context)

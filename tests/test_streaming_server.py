@@ -1,0 +1,197 @@
+"""The live engine over real ZeroMQ sockets on loopback: diagnostics, streams, gaps, drops, shutdown."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from engine.streaming import protocol as p
+from engine.streaming.journal import read_journal
+from engine.streaming.subscriber import subscribe
+from test_streaming_fixtures import CALIB, make_ensemble, make_frames, loopback, start
+from tools.replay import send_pullback
+
+FRAMES = make_frames(30, seed=3)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_ensemble(tmp_path_factory.mktemp("model") / "ensemble.safetensors", FRAMES)
+
+
+def kinds(events: list[dict], kind: str, stream: str | None = None) -> list[dict]:
+    return [e for e in events if e["kind"] == kind and (stream is None or e["stream"] == stream)]
+
+
+def test_malformed_messages_are_diagnosed_and_the_engine_keeps_going(model: Path, tmp_path: Path) -> None:
+    good = p.encode_frame("s1", "pb1", 0, 0, 0.0, "cartesian", CALIB, FRAMES[0])
+    header = msgpack.unpackb(good[1])
+    bad = [
+        [b"frame", b"\xc1 not msgpack", b"x"],  # corrupt header
+        [b"frame", msgpack.packb({**header, "v": 2}), good[2]],  # unknown version
+        [b"frame", good[1], good[2][:-1]],  # wrong size
+        [b"frame", msgpack.packb({**header, "dtype": "float32", "layout": "polar"}), good[2]],  # wrong dtype for size
+        [b"frame", msgpack.packb({k: v for k, v in header.items() if k != "calib"}), good[2]],  # missing field
+        [b"video", b"{}"],  # unknown topic
+        [b"end", msgpack.packb({"v": 1, "stream": "s1", "pullback": "never-started"})],  # end without start
+    ]
+    with loopback(model, tmp_path) as engine:
+        sender = engine.sender()
+        for parts in bad:
+            sender.send_multipart(parts)
+        send_pullback(sender, [(0, FRAMES)], start(n_frames=len(FRAMES)), fps=None)
+        events = engine.wait_for_summaries(1, timeout_s=60)
+    errors = kinds(events, "error")
+    assert len(errors) == len(bad)
+    reasons = " | ".join(e["reason"] for e in errors)
+    for expected in ("not valid msgpack", "version 2", "pixel buffer has", "missing field 'calib'", "unknown topic", "not in progress"):
+        assert expected in reasons
+    assert [r["frame"] for r in kinds(events, "result", "s1")] == list(range(len(FRAMES)))
+    summary = kinds(events, "summary")[0]
+    assert summary["complete"] and summary["n_frames"] == len(FRAMES)
+
+
+def test_every_result_carries_arcs_uncertainty_rows_and_timestamps(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path) as engine:
+        send_pullback(engine.sender(), [(0, FRAMES[:12])], start(n_frames=12), fps=None)
+        events = engine.wait_for_summaries(1, timeout_s=60)
+    result = kinds(events, "result")[-1]
+    assert len(result["prob_u8"]) == len(result["spread_u8"]) == 64
+    assert 0.0 <= result["uncertainty"]["spread_mean"] <= result["uncertainty"]["spread_max"] <= 0.5
+    t = result["t"]
+    assert t["received_ns"] <= t["inferred_ns"] <= t["published_ns"] and t["received_wall_ns"] <= t["published_wall_ns"]
+    assert {"arcs", "total_arc_deg", "calcified"} <= set(result["provisional"])
+    finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
+    assert finals == list(range(12))  # every frame becomes final exactly once, in order
+    heartbeat = kinds(events, "heartbeat")[-1]
+    assert heartbeat["backend"] == "torch" and "streaming-test-random" in heartbeat["model"]
+    assert {"queue_depth", "frames_per_s", "frames_dropped"} <= set(heartbeat)
+
+
+def test_concurrent_streams_are_kept_apart(model: Path, tmp_path: Path) -> None:
+    other = make_frames(20, seed=9)
+    with loopback(model, tmp_path) as engine:
+        alone = engine.sender()
+        send_pullback(alone, [(0, other)], start("solo", "pbX", 20), fps=None)
+        solo = engine.wait_for_summaries(1, timeout_s=60)
+        a, b = engine.sender(), engine.sender()
+        a.send_multipart(p.encode_start(start("A", "pbA")))
+        b.send_multipart(p.encode_start(start("B", "pbX")))
+        for i in range(20):  # interleaved, frame by frame
+            a.send_multipart(p.encode_frame("A", "pbA", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+            b.send_multipart(p.encode_frame("B", "pbX", i, i, 0.0, "cartesian", CALIB, other[i]), copy=False)
+        a.send_multipart(p.encode_end(p.PullbackEnd("A", "pbA", 20)))
+        b.send_multipart(p.encode_end(p.PullbackEnd("B", "pbX", 20)))
+        events = engine.wait_for_summaries(3, timeout_s=60)
+    # Stream B saw the same frames as the solo run: the same outputs despite stream A in between
+    # (arcs exactly; the ensemble's floats to rounding, as batch sizes differ between the runs).
+    inexact = ("t", "stream", "seq", "t_acq", "uncertainty", "prob_u8", "spread_u8")
+    strip = lambda e: {k: v for k, v in e.items() if k not in inexact}  # noqa: E731
+    mixed, alone_results = kinds(events, "result", "B"), kinds(solo, "result", "solo")
+    assert [strip(e) for e in mixed] == [strip(e) for e in alone_results]
+    for x, y in zip(mixed, alone_results, strict=True):
+        assert x["uncertainty"] == pytest.approx(y["uncertainty"], abs=1e-5)
+        assert np.abs(p.dequantize_unit(x["prob_u8"]) - p.dequantize_unit(y["prob_u8"])).max() <= 1 / 255 + 1e-6
+    assert kinds(events, "summary", "B")[0]["summary"] == kinds(solo, "summary", "solo")[0]["summary"]
+    assert [e["frame"] for e in kinds(events, "result", "A")] == list(range(20))
+
+
+def test_sequence_gap_is_announced_and_filled(model: Path, tmp_path: Path) -> None:
+    kept = [i for i in range(24) if i not in (10, 11, 12)]
+    with loopback(model, tmp_path) as engine:
+        sender = engine.sender()
+        sender.send_multipart(p.encode_start(start()))
+        for seq, i in enumerate(kept):
+            sender.send_multipart(p.encode_frame("s1", "pb1", seq if i < 10 else seq + 3, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+        sender.send_multipart(p.encode_end(p.PullbackEnd("s1", "pb1", 24)))
+        events = engine.wait_for_summaries(1, timeout_s=60)
+    gaps = kinds(events, "gap")
+    assert any(g.get("expected_seq") == 10 and g.get("seq") == 13 for g in gaps)
+    assert any(g.get("frames") == [10, 11, 12] for g in gaps)
+    assert [r["frame"] for r in kinds(events, "result")] == kept
+    summary = kinds(events, "summary")[0]
+    assert summary["n_frames"] == 24 and summary["filled_frames"] == [10, 11, 12]
+    journal = read_journal(Path(kinds(events, "started")[0]["journal"]))
+    assert journal.dropped == [10, 11, 12] and list(journal.frame_index) == kept and journal.complete
+
+
+def test_new_pullback_id_ends_the_old_one(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path) as engine:
+        sender = engine.sender()
+        for i in range(8):  # no start message: the first frame opens the pullback
+            sender.send_multipart(p.encode_frame("s1", "first", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+        send_pullback(sender, [(0, FRAMES[:6])], start(pullback="second"), fps=None, seq0=8)
+        events = engine.wait_for_summaries(2, timeout_s=60)
+    first, second = kinds(events, "summary")
+    assert (first["pullback"], first["n_frames"], first["complete"]) == ("first", 8, False)
+    assert "superseded" in first["reason"]
+    assert (second["pullback"], second["n_frames"], second["complete"]) == ("second", 6, True)
+    assert [r["frame"] for r in kinds(events, "result") if r["pullback"] == "second"] == list(range(6))
+
+
+def test_overflow_gives_a_drop_notice_for_every_frame_not_processed(model: Path, tmp_path: Path) -> None:
+    frames = make_frames(60, seed=4)
+    with loopback(model, tmp_path, queue_size=2, max_batch=1) as engine:
+        send_pullback(engine.sender(), [(0, frames)], start(n_frames=60), fps=None)
+        events = engine.wait_for_summaries(1, timeout_s=120)
+    results, drops = kinds(events, "result"), kinds(events, "drop")
+    assert drops, "a 2-frame queue fed at full speed must overflow"
+    assert sorted([r["frame"] for r in results] + [d["frame"] for d in drops]) == list(range(60))
+    assert kinds(events, "summary")[0]["n_frames"] == 60
+
+
+def test_oversized_message_is_refused_and_the_engine_stays_up(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path, max_message_bytes=4096) as engine:
+        big = engine.sender()
+        big.send_multipart([b"frame", b"\x80", bytes(100_000)])  # over ZMQ_MAXMSGSIZE: dropped by ZeroMQ
+        send_pullback(engine.sender(), [(0, FRAMES[:4])], start(n_frames=4), fps=None)
+        events = engine.wait_for_summaries(1, timeout_s=60)
+    assert [r["frame"] for r in kinds(events, "result")] == [0, 1, 2, 3]
+
+
+def test_serve_command_flushes_open_pullbacks_on_sigterm(model: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "engine.cli", "serve", "--frames", "tcp://127.0.0.1:*", "--results", "tcp://127.0.0.1:*",
+               "--journal-dir", str(tmp_path / "j"), "--backend", "torch", "--model", str(model), "--heartbeat", "0.1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        frames_endpoint, results_endpoint = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
+        context = zmq.Context()
+        events: list[dict] = []
+        live, stop = threading.Event(), threading.Event()
+        listener = threading.Thread(target=subscribe, args=(results_endpoint, lambda e: (events.append(e), live.set()), stop),
+                                    kwargs={"summaries": 1, "timeout_s": 60, "context": context})
+        listener.start()
+        assert live.wait(60)
+        sender = context.socket(zmq.PUSH)
+        sender.connect(frames_endpoint)
+        sender.send_multipart(p.encode_start(start()))
+        for i in range(10):
+            sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+        for _ in range(600):  # bounded: wait until the engine has all ten frames
+            if len(kinds(list(events), "result")) == 10:
+                break
+            stop.wait(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        listener.join(timeout=10)
+        sender.close(linger=0)
+        context.term()
+    finally:
+        proc.kill()
+    summary = kinds(events, "summary")[0]
+    assert (summary["n_frames"], summary["complete"], summary["reason"]) == (10, False, "engine shutdown")
+    finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
+    assert finals == list(range(10))
+    assert len(read_journal(next((tmp_path / "j").iterdir())).probability) == 10
