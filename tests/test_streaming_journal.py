@@ -19,7 +19,7 @@ def write_two_chunks(path: Path, rng: np.random.Generator, end: bool) -> tuple[n
     writer = JournalWriter(path, META)
     writer.rows([3, 4], [0.06, 0.08], prob[3:], spread[3:])  # chunks may arrive out of order
     writer.rows([0, 1, 2], [0.0, 0.02, 0.04], prob[:3], spread[:3])
-    writer.drop([5], "queue full")
+    writer.rows([5], [0.1], prob[4:], spread[4:], filled="sequence gap")
     if end:
         writer.end({"calcium_score": 2})
     else:
@@ -32,11 +32,11 @@ def test_rows_round_trip_exactly_in_frame_order(tmp_path: Path) -> None:
     prob, spread = write_two_chunks(path, np.random.default_rng(1), end=True)
     journal = read_journal(path)
     assert journal.complete and journal.summary == {"calcium_score": 2}
-    np.testing.assert_array_equal(journal.frame_index, np.arange(5))
-    np.testing.assert_array_equal(journal.probability, prob)
-    np.testing.assert_array_equal(journal.spread, spread)
-    np.testing.assert_allclose(journal.position_mm, [0.0, 0.02, 0.04, 0.06, 0.08])
-    assert journal.dropped == [5] and journal.meta["stream"] == "s"
+    np.testing.assert_array_equal(journal.frame_index, np.arange(6))
+    np.testing.assert_array_equal(journal.probability, np.concatenate([prob, prob[4:]]))
+    np.testing.assert_array_equal(journal.spread, np.concatenate([spread, spread[4:]]))
+    np.testing.assert_allclose(journal.position_mm, [0.0, 0.02, 0.04, 0.06, 0.08, 0.1])
+    assert journal.filled == [5] and journal.meta["stream"] == "s"
 
 
 def test_a_new_journal_never_overwrites_an_old_one(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_truncated_journal_keeps_its_complete_records(tmp_path: Path) -> None:
     path.write_bytes(data + b"\x85\xa1k\xa4rows")  # a record cut off mid-write
     journal = read_journal(path)
     assert not journal.complete
-    np.testing.assert_array_equal(journal.probability, prob)
+    np.testing.assert_array_equal(journal.probability[:5], prob)
 
 
 def test_not_a_journal_is_an_input_error_naming_the_file(tmp_path: Path) -> None:

@@ -122,7 +122,8 @@ def test_sequence_gap_is_announced_and_filled(model: Path, tmp_path: Path) -> No
     summary = kinds(events, "summary")[0]
     assert summary["n_frames"] == 24 and summary["filled_frames"] == [10, 11, 12]
     journal = read_journal(Path(kinds(events, "started")[0]["journal"]))
-    assert journal.dropped == [10, 11, 12] and list(journal.frame_index) == kept and journal.complete
+    assert journal.filled == [10, 11, 12] and list(journal.frame_index) == list(range(24)) and journal.complete
+    np.testing.assert_array_equal(journal.probability[10:13], np.tile(journal.probability[9], (3, 1)))
 
 
 def test_new_pullback_id_ends_the_old_one(model: Path, tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ A journal is a file of concatenated msgpack maps, appended and flushed per proce
 - `{"k": "start", "v": 1, "stream", "pullback", "layout", "shape", "dtype", "calib", "n_alines",
    "model", "settings", "t_wall_ns"}` first;
 - `{"k": "rows", "frames": [i, ...], "position_mm": [...], "prob": float32 bytes (n x A),
-   "spread": float32 bytes (n x A)}` per chunk (the ensemble's rows, before the filter);
-- `{"k": "drop", "frames": [...], "reason": str}` for frames that were not processed;
+   "spread": float32 bytes (n x A), "filled": null | reason}` per chunk: exactly the rows the
+   filter was fed, in order. `filled` marks rows the engine held from the previous frame for
+   frames it never processed (lost or dropped), so a rebuild reproduces the live results;
 - `{"k": "end", "summary": {...}}` when the pullback ended normally.
 `read_journal` rebuilds the probability map; the filter and quantification re-run offline on it.
 """
@@ -53,8 +54,8 @@ class JournalWriter:
         self._file.write(msgpack.packb(record, use_bin_type=True))
         self._file.flush()
 
-    def rows(self, frames: list[int], position_mm: list[float], prob: np.ndarray, spread: np.ndarray) -> None:
-        """Record a chunk of per-frame probability and spread rows."""
+    def rows(self, frames: list[int], position_mm: list[float], prob: np.ndarray, spread: np.ndarray, filled: str | None = None) -> None:
+        """Record a chunk of per-frame probability and spread rows (`filled`: why they were held)."""
         self._write(
             {
                 "k": "rows",
@@ -62,11 +63,9 @@ class JournalWriter:
                 "position_mm": [float(x) for x in position_mm],
                 "prob": np.ascontiguousarray(prob, dtype=np.float32).tobytes(),
                 "spread": np.ascontiguousarray(spread, dtype=np.float32).tobytes(),
+                "filled": filled,
             }
         )
-
-    def drop(self, frames: list[int], reason: str) -> None:
-        self._write({"k": "drop", "frames": [int(i) for i in frames], "reason": reason})
 
     def end(self, summary: dict[str, Any]) -> None:
         """Record the pullback summary and close the file."""
@@ -89,7 +88,7 @@ class Journal:
     position_mm: np.ndarray  # float64 (n,)
     probability: np.ndarray  # float32 (n, A): ensemble mean before the filter
     spread: np.ndarray  # float32 (n, A): ensemble member spread
-    dropped: list[int] = field(default_factory=list)
+    filled: list[int] = field(default_factory=list)  # frames never processed; rows held from the previous
     summary: dict[str, Any] | None = None
 
     @property
@@ -108,7 +107,7 @@ def read_journal(path: Path | str) -> Journal:
     positions: list[float] = []
     probs: list[np.ndarray] = []
     spreads: list[np.ndarray] = []
-    dropped: list[int] = []
+    filled: list[int] = []
     summary: dict[str, Any] | None = None
     with open(path, "rb") as handle:
         unpacker = msgpack.Unpacker(handle, raw=False, strict_map_key=True)
@@ -128,8 +127,8 @@ def read_journal(path: Path | str) -> Journal:
                     positions.extend(record["position_mm"])
                     probs.append(np.frombuffer(record["prob"], dtype=np.float32).reshape(n, n_alines))
                     spreads.append(np.frombuffer(record["spread"], dtype=np.float32).reshape(n, n_alines))
-                elif record["k"] == "drop":
-                    dropped.extend(record["frames"])
+                    if record.get("filled"):
+                        filled.extend(record["frames"])
                 elif record["k"] == "end":
                     summary = record["summary"]
         except (msgpack.UnpackException, ValueError, KeyError, TypeError) as error:
@@ -148,6 +147,6 @@ def read_journal(path: Path | str) -> Journal:
         position_mm=np.asarray(positions, dtype=np.float64)[order],
         probability=(np.concatenate(probs) if probs else empty)[order],
         spread=(np.concatenate(spreads) if spreads else empty)[order],
-        dropped=sorted(dropped),
+        filled=sorted(filled),
         summary=summary,
     )

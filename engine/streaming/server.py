@@ -263,8 +263,6 @@ class StreamingServer:
     def _publish_notices(self) -> None:
         while self._notices:
             kind, stream, body = self._notices.popleft()
-            if kind == "drop" and stream in self._sessions:
-                self._sessions[stream].note_drop(body)
             self._publish(kind, stream, body)
 
     def _heartbeat(self) -> None:

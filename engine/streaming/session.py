@@ -169,11 +169,6 @@ class StreamSession:
         final = {"pullback": pullback.start.pullback, "final": [final_payload(f) for f in output.final], "lesion": pullback.lesion_status()}
         return [("final", final), ("summary", body)]
 
-    def note_drop(self, body: dict[str, Any]) -> None:
-        """Journal a frame the engine dropped (the server publishes the notice itself)."""
-        if self.current and self.current.journal and body.get("pullback") == self.current.start.pullback:
-            self.current.journal.drop([body["frame"]], body["reason"])
-
     # ------------------------------------------------------------------ frames
 
     def frames(self, items: list[tuple[p.FrameMessage, int, int]]) -> list[Event]:
@@ -250,7 +245,7 @@ class StreamSession:
         current.next_frame = up_to
         current.filled.extend(missing)
         if current.journal:
-            current.journal.drop(missing, reason)
+            current.journal.rows(missing, [o.position_mm for o in outputs], probs, spreads, filled=reason)
         finals: list[dict[str, Any]] = []
         for out in outputs:
             current.account(out.final, len(out.closed_lesions))
