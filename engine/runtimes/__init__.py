@@ -1,1 +1,87 @@
-"""runtimes package."""
+"""Inference runtimes: the fused ensemble on ONNX Runtime, PyTorch or TensorRT behind one interface.
+
+    runtime = create_runtime("auto")            # TensorRT on a GPU when present, else ONNX Runtime
+    probability, spread = runtime.infer(polar)  # (B, D, A) float32 -> two (B, A) float32 on runtime.xp
+
+Backends and the packages they need are imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import BackendUnavailableError, InputError
+from engine.model.weights import LoadedEnsemble, load_ensemble
+from engine.runtimes.base import EnsembleRuntime
+from engine.xp import cupy_or_none
+
+BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+
+__all__ = ["BACKENDS", "EnsembleRuntime", "auto_backend", "create_runtime"]
+
+
+def auto_backend(device: str | None = None) -> str:
+    """'tensorrt' when a CUDA GPU, CuPy and TensorRT are all present (and no CPU was asked for), else 'onnxruntime'."""
+    if device == "cpu" or cupy_or_none() is None:
+        return "onnxruntime"
+    try:
+        import tensorrt  # noqa: F401, PLC0415 - optional GPU dependency
+    except ImportError:
+        return "onnxruntime"
+    return "tensorrt"
+
+
+def create_runtime(
+    backend: str = "auto",
+    model: str | Path | LoadedEnsemble | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    precision: str | None = None,
+) -> EnsembleRuntime:
+    """A ready runtime for `model` (weights path, a loaded ensemble, or None for the shipped default).
+
+    `device`: 'cpu', 'cuda' or 'cuda:N' (backend default when None). `threads`: CPU threads
+    (physical cores when None). `precision`: 'fp32', or 'fp16'/'bf16' on CUDA (backend default
+    when None). Raises InputError for an unknown backend or option, BackendUnavailableError when
+    the backend's packages or device are missing.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r} (expected one of {', '.join(BACKENDS)})")
+    if backend == "auto":
+        backend = auto_backend(device)
+    if backend == "tensorrt":
+        from engine.runtimes.tensorrt_backend import import_tensorrt, require_cupy  # noqa: PLC0415
+
+        import_tensorrt()
+        require_cupy(backend)
+    ensemble = model if isinstance(model, LoadedEnsemble) else load_ensemble(model)
+    if backend == "onnxruntime":
+        return _onnxruntime(ensemble, device, threads, precision)
+    if backend == "torch":
+        from engine.runtimes.torch_backend import TorchEnsemble  # noqa: PLC0415
+
+        return TorchEnsemble(ensemble, device=device, threads=threads, precision=precision)
+    return _tensorrt(ensemble, device, precision)
+
+
+def _onnxruntime(ensemble: LoadedEnsemble, device: str | None, threads: int | None, precision: str | None) -> EnsembleRuntime:
+    from engine.runtimes.cache import onnx_for  # noqa: PLC0415
+    from engine.runtimes.ort_backend import OnnxRuntimeEnsemble  # noqa: PLC0415
+
+    if device not in (None, "cpu"):
+        raise BackendUnavailableError(
+            f"backend 'onnxruntime' runs on the CPU in ivuscal; for {device!r} use --backend tensorrt or --backend torch"
+        )
+    if precision not in (None, "fp32"):
+        raise InputError(f"backend 'onnxruntime' runs in fp32 on the CPU, not {precision!r}")
+    return OnnxRuntimeEnsemble(ensemble, onnx_for(ensemble, "fp32"), threads=threads)
+
+
+def _tensorrt(ensemble: LoadedEnsemble, device: str | None, precision: str | None) -> EnsembleRuntime:
+    from engine.runtimes.cache import onnx_for  # noqa: PLC0415
+    from engine.runtimes.tensorrt_backend import TensorRTEnsemble  # noqa: PLC0415
+
+    precision = precision or "fp16"
+    if precision not in ("fp16", "fp32"):
+        raise InputError(f"backend 'tensorrt' builds fp16 or fp32 engines, not {precision!r}")
+    return TensorRTEnsemble(ensemble, onnx_for(ensemble, precision), device=device, precision=precision)

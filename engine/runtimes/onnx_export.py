@@ -1,0 +1,154 @@
+"""Export the fused ensemble (five members, normalisation, sigmoid, mean and spread) to one ONNX graph.
+
+The graph has a dynamic batch dimension: input `polar` float32 (B, D, A) in [0, 1], outputs
+`probability` and `spread` float32 (B, A). It is written with the torch.export-based exporter
+(torch 2.13's legacy TorchScript exporter mistranslates the network's negative circular-padding
+slices `x[..., -pad:]`), checked with `onnx.checker`, and, for float32, compared with the PyTorch
+reference on a fixed random batch before it is kept.
+
+Cartesian-to-polar sampling stays outside the graph (engine.geometry.PolarSampler): its maps
+depend on each pullback's image size, centre and pixel spacing, so a fused graph would have to
+be re-exported or fed per-stream maps, while the sampler already runs on NumPy or CuPy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from engine.errors import InputError, InternalError
+from engine.model.weights import LoadedEnsemble, card_path_for, ensemble_probabilities, file_sha256
+from engine.runtimes.fused import FusedEnsemble
+
+OPSET = 18
+INPUT_NAME = "polar"
+OUTPUT_NAMES = ("probability", "spread")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """An exported graph on disk."""
+
+    path: Path
+    sha256: str
+    opset: int
+    precision: str
+    seconds: float
+    max_abs_diff: float | None  # float32 only: largest |probability - reference| on the check batch
+
+
+def export_onnx(ensemble: LoadedEnsemble, out: Path | str, *, precision: str = "fp32", opset: int = OPSET) -> OnnxExport:
+    """Write the fused ensemble of `ensemble` to `out` (atomically) and return what was written."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown ONNX precision {precision!r} (expected one of {sorted(PRECISIONS)})")
+    out = Path(out)
+    started = time.perf_counter()
+    model = _trace(ensemble, PRECISIONS[precision], opset)
+    _annotate(model, ensemble, precision)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise InternalError(f"exported ONNX graph is invalid: {error}") from error
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    onnx.save(model, str(partial))
+    try:
+        max_diff = _check_parity(ensemble, partial) if precision == "fp32" else None
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return OnnxExport(out, file_sha256(out), opset, precision, time.perf_counter() - started, max_diff)
+
+
+def _trace(ensemble: LoadedEnsemble, dtype: torch.dtype, opset: int) -> onnx.ModelProto:
+    fused = FusedEnsemble(ensemble.models, compute_dtype=dtype).eval()
+    example = torch.rand(2, ensemble.spec.n_depth, ensemble.spec.n_alines, generator=torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1)
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                fused,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_shapes={"polar": {0: batch}},
+                opset_version=opset,
+                dynamo=True,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        exporter_log.setLevel(level)
+    return program.model_proto
+
+
+def _annotate(model: onnx.ModelProto, ensemble: LoadedEnsemble, precision: str) -> None:
+    """Record which weights and input spec the graph was made from (ONNX metadata_props)."""
+    model.producer_name = "ivuscal"
+    model.doc_string = "ivuscal fused calcium ensemble: polar (B, D, A) -> probability, spread (B, A)"
+    meta = {
+        "ivuscal.model_id": ensemble.model_id,
+        "ivuscal.weights_sha256": ensemble.sha256,
+        "ivuscal.n_members": str(len(ensemble.models)),
+        "ivuscal.input_spec": json.dumps(ensemble.spec.to_dict()),
+        "ivuscal.precision": precision,
+    }
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+def _check_parity(ensemble: LoadedEnsemble, path: Path) -> float:
+    """Largest |probability - reference| of the graph at `path` on a fixed batch; raises over tolerance."""
+    import onnxruntime as ort  # noqa: PLC0415 - only needed at export time
+
+    polar = torch.rand(3, ensemble.spec.n_depth, ensemble.spec.n_alines, generator=torch.Generator().manual_seed(1))
+    ref_prob, ref_spread = ensemble_probabilities(ensemble.models, polar)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    prob, spread = session.run(list(OUTPUT_NAMES), {INPUT_NAME: polar.numpy()})
+    diff = max(float(np.abs(prob - ref_prob.numpy()).max()), float(np.abs(spread - ref_spread.numpy()).max()))
+    if not diff <= PARITY_TOLERANCE:
+        raise InternalError(f"exported ONNX graph differs from the PyTorch ensemble by {diff:.2e} (> {PARITY_TOLERANCE})")
+    return diff
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    """The `ivuscal.*` metadata of an exported graph (without loading its weights)."""
+    model = onnx.load(str(path), load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def record_in_card(weights_path: Path | str, export: OnnxExport) -> Path:
+    """Add `onnx: {file, sha256, opset, precision}` to the weights' model card; returns the card path.
+
+    `file` is relative to the card's folder when the graph lies beside it or below it. A card
+    that does not exist yet is created with the weights' hash, so that loading still checks it.
+    """
+    weights_path = Path(weights_path)
+    card_file = card_path_for(weights_path)
+    card = json.loads(card_file.read_text()) if card_file.is_file() else {
+        "weights_file": weights_path.name,
+        "weights_sha256": file_sha256(weights_path),
+    }
+    try:
+        file = str(export.path.resolve().relative_to(card_file.parent.resolve()))
+    except ValueError:
+        file = str(export.path.resolve())
+    card["onnx"] = {"file": file, "sha256": export.sha256, "opset": export.opset, "precision": export.precision}
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return card_file
