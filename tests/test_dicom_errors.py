@@ -26,11 +26,11 @@ def _truncated(tmp_path: Path, keep: float | int, jpeg: bool) -> Path:
     return _write(tmp_path / "cut.dcm", data[: int(len(data) * keep) if isinstance(keep, float) else keep])
 
 
-def _retagged_syntax(tmp_path: Path, uid: str) -> Path:
-    ds = pydicom.dcmread(write_pullback(tmp_path / "j.dcm", ivus_frames(4), jpeg=True))
+def _retagged_syntax(tmp_path: Path, uid: str, native: bool = False) -> Path:
+    ds = pydicom.dcmread(write_pullback(tmp_path / "j.dcm", ivus_frames(4), jpeg=not native))
     ds.file_meta.TransferSyntaxUID = uid
-    ds.save_as(tmp_path / "video.dcm")
-    return tmp_path / "video.dcm"
+    ds.save_as(tmp_path / "retagged.dcm")
+    return tmp_path / "retagged.dcm"
 
 
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
@@ -57,6 +57,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "no pixel data": (lambda d: pydicom_file("rtplan.dcm"), "no pixel data"),
     "MPEG-4 video": (lambda d: _retagged_syntax(d, "1.2.840.10008.1.2.4.102"), "MPEG-4 AVC/H.264"),
     "unknown private syntax": (lambda d: _retagged_syntax(d, "1.2.3.4.5.6"), "cannot be decoded by any installed plugin"),
+    "deflated": (lambda d: _retagged_syntax(d, "1.2.840.10008.1.2.1.99", native=True), "Deflated Explicit VR Little Endian"),
     "unsupported photometric": (
         lambda d: write_pullback(d / "p.dcm", ivus_frames(3), photometric="YBR_PARTIAL_420"),
         "photometric interpretation YBR_PARTIAL_420 is not supported",

@@ -19,6 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from engine.dicom.colour import SUPPORTED_PHOTOMETRICS
 from engine.dicom.extent import PIXEL_DATA_TAG, check_pixel_extent
@@ -95,6 +96,8 @@ def _check_decodable(path: Path, ds: Dataset) -> None:
     if syntax is None:
         raise fail(path, "no transfer syntax in the file meta information")
     named = syntax.name if syntax.name == str(syntax) else f"{syntax.name} ({syntax})"
+    if syntax == DeflatedExplicitVRLittleEndian:  # the whole dataset is one zlib stream: no frame can be read alone
+        raise fail(path, f"transfer syntax {named} is not supported (frames cannot be read one by one)")
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:
