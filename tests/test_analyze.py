@@ -17,6 +17,7 @@ from engine.model.network import CalciumNet, NetConfig
 from engine.model.spec import InputSpec
 from engine.model.weights import save_ensemble
 from engine.streaming.journal import JournalWriter
+from tools.simulator import PullbackTruth, write_truth
 from tests.dicom_factory import PATIENT_ID, PATIENT_NAME, write_pullback
 
 SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.1)
@@ -121,6 +122,34 @@ def test_journal_rebuild_refilters_the_rows(tmp_path: Path) -> None:
         np.testing.assert_array_equal(data["calcium"], filter_map(prob, 3, 5))
         np.testing.assert_allclose(data["frame_position_mm"], np.arange(25) * 0.1)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["model"]["model_id"] == "live-model@1"
+
+
+def test_truth_overlay_and_metrics(pullback: Path, weights: Path, tmp_path: Path) -> None:
+    arcs = [[(0.0, 135.0)] if 8 <= i < 22 else [] for i in range(N_FRAMES)]
+    radii = np.ones((N_FRAMES, 360), np.float32)
+    truth_file = write_truth(tmp_path / "pullback.dcm", PullbackTruth(arcs, radii, radii * 2, 0.04, 5.0))
+    out = tmp_path / "out"
+    args = [str(pullback), "--out", str(out), "--model", str(weights), "--backend", "torch", "--quiet",
+            "--window-frames", "5", "--window-alines", "9", "--center", "40,40", "--truth", str(truth_file)]
+    assert analyze(args) == 0
+    truth = json.loads((out / "summary.json").read_text())["truth"]
+    with np.load(out / "truth_labels.npz") as z, np.load(out / "calcium_map.npz") as c:
+        labels = z["calcium"]
+        assert labels.shape == (N_FRAMES, 64) and labels[8:22, :24].all() and not labels[:8].any()
+        tp = (c["calcium"] & labels).sum()
+        dice = 2 * tp / (c["calcium"].sum() + labels.sum())
+    assert truth["after_filter"]["dice"] == pytest.approx(dice)
+    assert set(truth["before_filter"]) == {"accuracy", "dice", "sensitivity", "specificity"}
+    assert truth["truth_summary"]["max_arc_deg"] == pytest.approx(135.0)
+
+
+def test_truth_of_another_length_is_refused(pullback: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    radii = np.ones((5, 360), np.float32)
+    truth_file = write_truth(tmp_path / "short.dcm", PullbackTruth([[]] * 5, radii, radii, 0.04, 5.0))
+    args = [str(pullback), "--out", str(tmp_path / "o"), "--model", str(weights), "--backend", "torch", "--quiet",
+            "--window-frames", "5", "--window-alines", "9", "--truth", str(truth_file)]
+    assert analyze(args) == 2
+    assert "truth covers 5 frames" in one_error_line(capsys)
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -113,16 +113,15 @@ def analyze_journal(path: Path, settings: PipelineSettings) -> AnalysisResult:
 
 
 def load_truth_map(path: Path, n_frames: int, n_alines: int) -> np.ndarray:
-    """The simulator's truth as bool (frames, A-lines); raises InputError naming the file."""
-    try:
-        from tools.simulator import load_truth  # noqa: PLC0415 - optional: the simulator's truth format
-    except ImportError as error:
-        raise InputError(f"cannot read truth files in this build ({error})", source=str(path)) from None
-    if not Path(path).is_file():
-        raise InputError("truth file not found", source=str(path))
+    """The simulator's truth (its .truth.npz, or the DICOM beside it) as bool (frames, A-lines)."""
+    from tools.simulator import load_truth  # noqa: PLC0415 - only --truth needs the simulator
+
+    path = Path(path)
+    if path.name.endswith(".truth.npz"):  # load_truth locates the npz from the DICOM name beside it
+        path = path.with_name(path.name.removesuffix(".truth.npz") + ".dcm")
     labels = np.asarray(load_truth(path).labels(n_alines), dtype=bool)
     if labels.shape != (n_frames, n_alines):
-        raise InputError(f"truth covers {labels.shape} (frames, A-lines), the analysis {(n_frames, n_alines)}", source=str(path))
+        raise InputError(f"truth covers {labels.shape[0]} frames, the analysis {n_frames}", source=str(path))
     return labels
 
 

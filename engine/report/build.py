@@ -98,7 +98,10 @@ def write_report(
     key_frames: list[tuple[int, np.ndarray]] | None = None,
     geometry: FrameGeometry | None = None,
 ) -> dict[str, Any]:
-    """Write calcium_map.npz, summary.json, frames.csv, lesions.csv and the PNG plots; return the summary."""
+    """Write calcium_map.npz, summary.json, frames.csv, lesions.csv and the PNG plots; return the summary.
+
+    With `truth` (bool frames x A) also truth_labels.npz and a `truth` section in summary.json.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = {}
@@ -107,6 +110,7 @@ def write_report(
         if truth.shape != result.calcium.shape:
             raise InputError(f"truth map shape {truth.shape} does not match the analysis {result.calcium.shape}")
         extra["truth"] = truth_comparison(result, truth)
+        files.write_truth_labels(out_dir / "truth_labels.npz", truth)
     files.write_calcium_map(out_dir / "calcium_map.npz", result)
     files.write_frames_csv(out_dir / "frames.csv", result)
     files.write_lesions_csv(out_dir / "lesions.csv", result)

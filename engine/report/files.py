@@ -27,6 +27,11 @@ def write_calcium_map(path: Path, result: AnalysisResult) -> None:
     )
 
 
+def write_truth_labels(path: Path, truth: np.ndarray) -> None:
+    """`truth_labels.npz`: `calcium` bool (frames x A), the truth the report was compared with."""
+    np.savez_compressed(path, calcium=np.asarray(truth, dtype=bool))
+
+
 def summary_dict(result: AnalysisResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """summary.json: the pullback summary, the settings and model that produced it, and `extra`."""
     data = {
