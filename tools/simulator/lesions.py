@@ -1,0 +1,158 @@
+"""Calcium lesions and confounders placed along the pullback, each an arc that evolves with z.
+
+A `Segment` occupies `[z0, z0 + length)` mm; at position z it covers an arc of tissue angles
+centred on `centre(z)` with an extent that rises from zero, plateaus and falls again, so
+lesions start and end smoothly. Calcium lesions add depth, thickness, brightness and the
+optional reverberation and nodule; confounders are plain segments of a given kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tools.simulator.config import LesionSpec, PullbackConfig
+
+CONFOUNDER_KINDS = ("attenuated", "fibrous", "branch", "bubble", "stent", "sheath")
+
+
+@dataclass
+class Segment:
+    """An arc-shaped structure along `[z0, z0 + length)` mm of the pullback."""
+
+    kind: str
+    z0: float
+    length: float
+    max_arc: float
+    centre0: float
+    drift: float = 0.0
+    sharpness: float = 0.5  # exponent of the sin envelope: small = flat top, abrupt ends
+    wobble: float = 0.0  # relative extent modulation
+    wobble_phase: float = 0.0
+    params: dict = field(default_factory=dict)
+
+    def arc_at(self, z: float) -> tuple[float, float] | None:
+        """(start_deg, extent_deg) in tissue angles at position z, or None outside the segment."""
+        u = (z - self.z0) / self.length
+        if not 0.0 < u < 1.0:
+            return None
+        envelope = np.sin(np.pi * u) ** self.sharpness
+        mod = 1.0 + self.wobble * np.sin(2 * np.pi * 3.0 * u + self.wobble_phase)
+        extent = float(min(360.0, self.max_arc * min(1.0, 1.25 * envelope) * mod))
+        if extent < 3.0:
+            return None
+        centre = self.centre0 + self.drift * (u - 0.5)
+        if extent >= 360.0:
+            return (centre % 360.0, 360.0)
+        return ((centre - extent / 2) % 360.0, extent)
+
+    def param(self, name: str, z: float) -> float:
+        """A parameter that may vary linearly over the segment: stored as (at start, at end)."""
+        start, end = self.params[name]
+        u = float(np.clip((z - self.z0) / self.length, 0.0, 1.0))
+        return start + (end - start) * u
+
+
+def calcium_from_spec(spec: LesionSpec, rng: np.random.Generator) -> Segment:
+    """A calcium segment exactly as specified."""
+    return Segment(
+        "calcium", spec.start_mm, spec.length_mm, spec.max_arc_deg, spec.centre_deg, spec.drift_deg,
+        sharpness=0.25,
+        params=dict(
+            depth=(spec.depth_fraction, spec.depth_fraction),
+            thickness=(spec.thickness_mm, spec.thickness_mm),
+            edge_db=(float(rng.uniform(14, 20)),) * 2,
+            reverberation=(float(spec.reverberation),) * 2,
+            nodule=(float(spec.nodule),) * 2,
+            nodule_height=(0.45, 0.45),
+            edge_mm=(0.05, 0.05),
+        ),
+    )
+
+
+def random_calcium(rng: np.random.Generator, z0: float, length: float) -> Segment:
+    """A calcium lesion with random arc, depth, thickness, brightness and extras."""
+    max_arc = float(10.0 + 350.0 * rng.random() ** 1.6)
+    superficial = rng.random() < 0.6
+    d0 = 0.0 if superficial else rng.uniform(0.25, 0.75)
+    d1 = float(np.clip(d0 + rng.normal(0, 0.15), 0.0, 0.8))
+    nodule = rng.random() < 0.12 and max_arc < 200
+    edge = rng.uniform(9.0, 21.0)
+    return Segment(
+        "calcium", z0, length, max_arc, rng.uniform(0, 360), rng.normal(0, 60),
+        sharpness=float(rng.uniform(0.2, 0.9)), wobble=float(rng.uniform(0, 0.25)),
+        wobble_phase=float(rng.uniform(0, 2 * np.pi)),
+        params=dict(
+            depth=(d0, d1),
+            thickness=(float(rng.uniform(0.1, 1.0)), float(rng.uniform(0.1, 1.0))),
+            edge_db=(edge, edge + rng.normal(0, 2)),
+            reverberation=(float(rng.random() < 0.3),) * 2,
+            nodule=(float(nodule),) * 2,
+            nodule_height=(float(rng.uniform(0.3, 0.7)),) * 2,
+            edge_mm=(float(rng.uniform(0.03, 0.08)),) * 2,
+        ),
+    )
+
+
+def place_calcium(config: PullbackConfig, rng: np.random.Generator, length_mm: float) -> list[Segment]:
+    """Calcium lesions for a pullback of `length_mm`: explicit specs, or random ones that cover
+    about `config.calcium_fraction` of its length."""
+    if config.lesions is not None:
+        return [calcium_from_spec(spec, rng) for spec in config.lesions]
+    fraction = config.calcium_fraction
+    if fraction <= 0:
+        return []
+    lesions: list[Segment] = []
+    mean_len = min(12.0, max(1.5, 0.5 * length_mm))
+    z = -rng.uniform(0, mean_len) * (1 - fraction) / fraction
+    while True:
+        length = float(np.clip(rng.exponential(mean_len), 1.0, 30.0))
+        gap = rng.exponential(mean_len * (1 - fraction) / fraction)
+        z += gap
+        if z >= length_mm:
+            break
+        lesions.append(random_calcium(rng, z, length))
+        z += length * rng.uniform(0.6, 1.0)  # lesions may overlap a little
+    return lesions
+
+
+def place_confounders(config: PullbackConfig, rng: np.random.Generator, length_mm: float) -> list[Segment]:
+    """Attenuated and dense fibrous plaque, side branches, stent, catheter artefacts."""
+    out: list[Segment] = []
+
+    def spans(count: int, lo: float, hi: float) -> list[tuple[float, float]]:
+        result = []
+        for _ in range(count):
+            length = float(min(rng.uniform(lo, hi), max(length_mm * 0.4, 0.5)))
+            result.append((float(rng.uniform(-0.2 * length, max(length_mm - 0.8 * length, 0.0))), length))
+        return result
+
+    per_cm = length_mm / 10.0  # enabled kinds appear at least once
+    if config.attenuated_plaque:
+        for z0, length in spans(max(1, rng.poisson(0.25 * per_cm)), 2.0, 10.0):
+            out.append(Segment("attenuated", z0, length, rng.uniform(30, 160), rng.uniform(0, 360), rng.normal(0, 40),
+                               sharpness=0.4, params=dict(att_db_mm=(rng.uniform(8, 18),) * 2,
+                                                          echo_db=(rng.uniform(-6, 0),) * 2)))
+    if config.dense_fibrous:
+        for z0, length in spans(max(1, rng.poisson(0.3 * per_cm)), 2.0, 12.0):
+            out.append(Segment("fibrous", z0, length, rng.uniform(30, 150), rng.uniform(0, 360), rng.normal(0, 40),
+                               sharpness=0.4, params=dict(echo_db=(rng.uniform(7, 13),) * 2)))
+    if config.side_branches:
+        for z0, length in spans(max(1, rng.poisson(0.35 * per_cm)), 1.5, 4.5):
+            out.append(Segment("branch", z0, length, rng.uniform(45, 120), rng.uniform(0, 360), rng.normal(0, 15),
+                               sharpness=0.5))
+    if config.stent:
+        for z0, length in spans(1, 8.0, 30.0):
+            out.append(Segment("stent", z0, length, 360.0, 0.0, sharpness=0.02,
+                               params=dict(n_struts=(float(rng.integers(7, 13)),) * 2,
+                                           helix_deg_mm=(rng.uniform(-40, 40),) * 2,
+                                           cell_mm=(rng.uniform(1.0, 2.5),) * 2)))
+    if config.catheter_artefacts:
+        for z0, length in spans(max(1, rng.poisson(0.15 * per_cm)), 0.5, 5.0):
+            out.append(Segment("bubble", z0, length, rng.uniform(25, 120), rng.uniform(0, 360), rng.normal(0, 20),
+                               sharpness=0.3, params=dict(loss_db=(rng.uniform(6, 22),) * 2)))
+        for z0, length in spans(max(1, rng.poisson(0.2 * per_cm)), 1.0, 6.0):
+            out.append(Segment("sheath", z0, length, rng.uniform(40, 200), rng.uniform(0, 360), rng.normal(0, 30),
+                               sharpness=0.5, params=dict(echo_db=(rng.uniform(4, 14),) * 2)))
+    return out
