@@ -31,19 +31,43 @@ def _to_uint8(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 def rgb_to_gray_into(rgb: np.ndarray, out: np.ndarray) -> None:
-    """Luma (BT.601) of uint8 RGB (rows, cols, 3) into `out` (rows, cols), annotations masked."""
-    r, g, b = (rgb[..., c].astype(np.float32) for c in range(3))
-    luma = 0.299 * r + 0.587 * g + 0.114 * b
-    chroma = np.max(rgb, axis=-1).astype(np.int16) - np.min(rgb, axis=-1)
+    """Luma of uint8 RGB (rows, cols, 3) into `out` (rows, cols) uint8, annotations masked.
+
+    Luma uses BT.601 weights in 8-bit fixed point (77, 150, 29) / 256, which sum to 1 so that
+    gray pixels keep their exact value.
+    """
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    luma = r * np.uint16(77)
+    luma += g * np.uint16(150)
+    luma += b * np.uint16(29)
+    luma += np.uint16(128)
+    luma >>= 8
+    chroma = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
     overlay = chroma > CHROMA_THRESHOLD
+    out[...] = luma
     if overlay.any():
-        keep = (~overlay).astype(np.float32)
-        total = uniform_filter(luma * keep, size=FILL_WINDOW, mode="constant")
-        count = uniform_filter(keep, size=FILL_WINDOW, mode="constant")
-        filled = np.divide(total, count, out=np.zeros_like(total), where=count > 1e-6)
-        luma = np.where(overlay, filled, luma)
-    np.rint(luma, out=luma)
-    out[...] = np.clip(luma, 0, 255)
+        _fill_overlay(out, overlay)
+
+
+def _fill_overlay(gray: np.ndarray, overlay: np.ndarray) -> None:
+    """Replace `overlay` pixels of `gray` in place by the mean of non-overlay pixels around them.
+
+    Only the overlay's bounding box, widened by the window radius (so every window it needs lies
+    inside), is filtered: burnt-in text usually covers a small part of the frame.
+    """
+    radius = FILL_WINDOW // 2
+    rows = np.flatnonzero(overlay.any(axis=1))
+    cols = np.flatnonzero(overlay.any(axis=0))
+    box = (
+        slice(max(rows[0] - radius, 0), rows[-1] + radius + 1),
+        slice(max(cols[0] - radius, 0), cols[-1] + radius + 1),
+    )
+    mask = overlay[box]
+    keep = (~mask).astype(np.float32)
+    total = uniform_filter(gray[box] * keep, size=FILL_WINDOW, mode="constant")
+    count = uniform_filter(keep, size=FILL_WINDOW, mode="constant")
+    filled = np.divide(total, count, out=np.zeros_like(total), where=count > 1e-6)
+    gray[box][mask] = np.clip(np.rint(filled[mask]), 0, 255)
 
 
 class GrayConverter:
