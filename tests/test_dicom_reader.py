@@ -41,6 +41,16 @@ def test_native_frames_round_trip_exactly(tmp_path: Path) -> None:
         np.testing.assert_array_equal(pullback.read_frames(7, 9), frames[7:9])
 
 
+def test_implicit_vr_little_endian_reads_the_same_frames(tmp_path: Path) -> None:
+    frames = ivus_frames(6)
+    ds = pydicom.dcmread(write_pullback(tmp_path / "p.dcm", frames))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.save_as(tmp_path / "implicit.dcm", implicit_vr=True, little_endian=True)
+    with open_pullback(tmp_path / "implicit.dcm") as pullback:
+        assert pullback.info.transfer_syntax_name == "Implicit VR Little Endian"
+        np.testing.assert_array_equal(pullback.read_frames(0, 6), frames)
+
+
 def test_chunks_cover_the_range_in_order(tmp_path: Path) -> None:
     frames = ivus_frames(23)
     with open_pullback(write_pullback(tmp_path / "p.dcm", frames)) as pullback:

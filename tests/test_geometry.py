@@ -6,6 +6,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.geometry import PolarSampler, aline_centers_deg, polar_to_cartesian
 from engine.model.spec import InputSpec
@@ -50,6 +52,24 @@ def test_marker_lands_on_its_aline(angle: float) -> None:
     profile = polar.max(axis=0)
     peak = aline_centers_deg(SPEC.n_alines)[np.argmax(profile)]
     assert abs((peak - angle + 180) % 360 - 180) <= 1.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    angle=st.floats(0.0, 359.99),
+    radius=st.floats(1.0, 4.5),
+    center=st.tuples(st.floats(110.0, 146.0), st.floats(110.0, 146.0)),
+)
+def test_any_marker_lands_on_its_aline_and_depth(angle: float, radius: float, center: tuple[float, float]) -> None:
+    """Wherever the catheter and the marker are, the polar image's mass sits at the marker."""
+    polar = PolarSampler(SHAPE, center, SPACING, SPEC)(_marker_image(angle, radius, center=center))
+    theta = np.deg2rad(aline_centers_deg(SPEC.n_alines))
+    per_aline = polar.sum(axis=0)
+    found = np.rad2deg(np.arctan2(per_aline @ np.sin(theta), per_aline @ np.cos(theta))) % 360
+    depth_mm = (np.arange(SPEC.n_depth) + 0.5) * SPEC.depth_spacing_mm
+    found_radius = (polar.sum(axis=1) @ depth_mm) / polar.sum()
+    assert abs((found - angle + 180) % 360 - 180) <= 1.0
+    assert abs(found_radius - radius) <= SPEC.depth_spacing_mm
 
 
 def test_anisotropic_spacing_places_marker_in_millimetres() -> None:
