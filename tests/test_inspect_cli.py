@@ -105,6 +105,7 @@ def test_describes_a_real_single_frame_vendor_file(capsys: pytest.CaptureFixture
     ("make", "problem"),
     [
         (lambda d: d / "absent.dcm", "file not found"),
+        (lambda d: d, "not a regular file"),
         (lambda d: (d / "empty.dcm").touch() or d / "empty.dcm", "empty file (0 bytes)"),
         (lambda d: pydicom_file("rtdose.dcm"), "modality RTDOSE is not ultrasound"),
     ],

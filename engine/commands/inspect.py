@@ -43,7 +43,7 @@ def format_info(info: PullbackInfo) -> str:
 
 
 @click.command(name="inspect")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=click.Path(path_type=Path))  # existence is checked with the other input errors
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @calibration_options
 def command(file: Path, as_json: bool, overrides: CalibrationOverrides | None) -> None:
