@@ -8,11 +8,13 @@ Public API:
 - `write_pullback(path, sim_or_stream)`: DICOM (+ truth beside it); `generate_cohort(...)`.
 """
 
+from tools.simulator.cohort import generate_cohort
 from tools.simulator.config import DEVICES, LesionSpec, PullbackConfig
+from tools.simulator.dicom_writer import SyntheticPatient, write_pullback
 from tools.simulator.pullback import Calibration, SimulatedPullback, iter_pullback, simulate_pullback
 from tools.simulator.truth import Lesion, PullbackTruth, load_truth, truth_paths, write_truth
 
 __all__ = [
     "DEVICES", "Calibration", "Lesion", "LesionSpec", "PullbackConfig", "PullbackTruth", "SimulatedPullback",
-    "iter_pullback", "load_truth", "simulate_pullback", "truth_paths", "write_truth",
+    "SyntheticPatient", "generate_cohort", "iter_pullback", "load_truth", "simulate_pullback", "truth_paths", "write_pullback", "write_truth",
 ]
