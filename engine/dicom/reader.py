@@ -133,7 +133,9 @@ class Pullback:
         except (ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError) as error:
             raise fail(self.info.path, f"cannot decode frame {index} ({describe_error(error)})") from error
 
-    def iter_chunks(self, chunk_frames: int = 64, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_chunks(
+        self, chunk_frames: int = 64, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield `(first_index, frames)` with frames uint8 (n <= chunk_frames, rows, cols), in order.
 
         Each chunk is a new array that the caller may keep.
@@ -171,5 +173,6 @@ def open_pullback(
     header = read_header(path, require_pullback=require_pullback)
     calibration = read_calibration(header.dataset, header.rows, header.cols, overrides)
     if calibration.defaulted:
-        log.warning("%s: no %s in the file; using defaults (override on the command line)", path, ", ".join(calibration.defaulted))
+        missing = ", ".join(calibration.defaulted)
+        log.warning("%s: no %s in the file; using defaults (override on the command line)", path, missing)
     return Pullback(_info(path, header, calibration), header)
