@@ -152,3 +152,33 @@ def _upsample2(x: Tensor) -> Tensor:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_frame(model: nn.Module, spec_or_shape) -> int:
+    """Floating-point operations (2 x multiply-adds of the convolutions) for one frame.
+
+    `spec_or_shape` is an `InputSpec` or a (depth, A) pair. Normalisation, activations and the
+    attention softmax are a few percent more and are not counted.
+    """
+    depth, n_alines = (
+        (spec_or_shape.n_depth, spec_or_shape.n_alines) if hasattr(spec_or_shape, "n_depth") else spec_or_shape
+    )
+    total = 0
+
+    def hook(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
+        nonlocal total
+        weight = module.weight
+        per_output = weight[0].numel()  # (c_in / groups) x kernel
+        total += 2 * per_output * output[0].numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 1, depth, n_alines))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return total

@@ -1,0 +1,107 @@
+"""`ivuscal train` and `ivuscal evaluate`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import click
+import torch
+
+from engine.errors import InputError
+
+log = logging.getLogger("training")
+
+
+@click.command("train")
+@click.option("--preset", "preset_name", default="default", show_default=True, help="Training recipe: default (the shipped model) or tiny.")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Data, caches, checkpoints and log. [default: runs/<preset>]")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Ensemble file to write. [default: <work-dir>/ensemble.safetensors]")
+@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True, help="CPU threads for torch.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_command(preset_name: str, work_dir: Path | None, out: Path | None, threads: int, quiet: bool) -> None:
+    """Train the 5-fold cross-validated ensemble and write it with its model card.
+
+    Rerunning with the same --work-dir resumes: cached data and finished folds are reused and
+    an interrupted fold continues from its last epoch checkpoint.
+    """
+    from training.presets import get_preset  # noqa: PLC0415 - keeps `ivuscal --help` fast
+    from training.run import run_training  # noqa: PLC0415
+
+    preset = get_preset(preset_name)
+    work_dir = work_dir or Path("runs") / preset.name
+    out = out or work_dir / "ensemble.safetensors"
+    torch.set_num_threads(threads)
+    _log_to(work_dir / "train.log")
+    command = "ivuscal train " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("train") + 1 :]) if "train" in sys.argv else ""
+    ensemble = run_training(preset, work_dir, out, quiet=quiet, command=command)
+    metrics = ensemble.card["metrics"]
+    click.echo(f"wrote {out} ({ensemble.model_id}) in {ensemble.card['time_seconds']['total']:.0f} s")
+    for label, block in (("out-of-fold", metrics["out_of_fold"]), ("test ensemble", metrics["test"]["ensemble"])):
+        raw, filt = block["raw"], block["filtered"]
+        click.echo(
+            f"{label}: accuracy {raw['accuracy']:.4f} -> {filt['accuracy']:.4f}, dice {raw['dice']:.4f} -> {filt['dice']:.4f} (raw -> filtered)"
+        )
+
+
+@click.command("evaluate")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None, help="Ensemble weights. [default: the shipped model]")
+@click.option("--cohort", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None, help="A simulator cohort directory (DICOM + truth + manifest).")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help="Polar cache to read, or to build from --cohort.")
+@click.option("--window-frames", type=int, default=13, show_default=True)
+@click.option("--window-alines", type=int, default=61, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the full report (per pullback too) as JSON.")
+@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def evaluate_command(
+    model_path: Path | None,
+    cohort: Path | None,
+    cache_dir: Path | None,
+    window_frames: int,
+    window_alines: int,
+    out: Path | None,
+    threads: int,
+    quiet: bool,
+) -> None:
+    """Score each member and the ensemble, before and after the filter, against truth.
+
+    Metrics per A-line (accuracy, Dice, sensitivity, specificity) pooled over all frames, and
+    the mean per-frame arc error in degrees; per pullback in the --out report.
+    """
+    from engine.model.weights import load_ensemble  # noqa: PLC0415
+    from training.cache import PolarCache  # noqa: PLC0415
+    from training.cohort import cache_cohort_dir  # noqa: PLC0415
+    from training.evaluate import evaluate_ensemble, format_report  # noqa: PLC0415
+
+    if cohort is None and cache_dir is None:
+        raise click.UsageError("give --cohort DIR or --cache DIR")
+    for name, size in (("--window-frames", window_frames), ("--window-alines", window_alines)):
+        if size < 1 or size % 2 == 0:
+            raise InputError(f"{name} must be a positive odd number, got {size}", source="evaluate")
+    torch.set_num_threads(threads)
+    ensemble = load_ensemble(model_path)
+    if cohort is not None:
+        cache = cache_cohort_dir(cohort, cache_dir or Path("runs") / "eval-cache" / cohort.name, ensemble.spec, quiet)
+    else:
+        cache = PolarCache(cache_dir)
+    if cache.spec != ensemble.spec:
+        raise InputError(f"cache was sampled for {cache.spec}, the model expects {ensemble.spec}", source=str(cache.root))
+    report = evaluate_ensemble(ensemble.models, cache, (window_frames, window_alines))
+    report["model"] = ensemble.model_id
+    click.echo(f"{ensemble.model_id} on {len(cache)} pullbacks, window {window_frames} frames x {window_alines} A-lines")
+    click.echo(format_report(report))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def _log_to(path: Path) -> None:
+    """Training progress to `path` (and to stderr at INFO)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
