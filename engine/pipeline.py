@@ -159,7 +159,9 @@ class CalciumPipeline:
         filt, tracker = self._started()
         mean, spread = to_numpy(mean).astype(np.float32, copy=False), to_numpy(spread).astype(np.float32, copy=False)
         if mean.ndim != 2 or mean.shape[1] != filt.n_alines or spread.shape != mean.shape:
-            raise InputError(f"probabilities must be (B, {filt.n_alines}) with a matching spread, got {mean.shape} and {spread.shape}")
+            raise InputError(
+                f"probabilities must be (B, {filt.n_alines}) with a matching spread, got {mean.shape} and {spread.shape}"
+            )
         if first_index != self._next:
             raise InputError(f"pipeline expected frame {self._next}, got frame {first_index}")
         outputs = []
@@ -202,7 +204,8 @@ class CalciumPipeline:
         shape = tuple(getattr(frames, "shape", ()))
         if self._sampler is not None:
             if len(shape) != 3 or shape[1:] != self._sampler.image_shape or frames.dtype != np.uint8:
-                raise InputError(f"expected uint8 frames (B, {self._sampler.image_shape[0]}, {self._sampler.image_shape[1]}), got {getattr(frames, 'dtype', None)} {shape}")
+                rows, cols = self._sampler.image_shape
+                raise InputError(f"expected uint8 frames (B, {rows}, {cols}), got {getattr(frames, 'dtype', None)} {shape}")
             return self._sampler(self.xp.asarray(frames))
         if len(shape) != 3 or shape[1:] != (spec.n_depth, spec.n_alines):
             raise InputError(f"expected polar frames (B, {spec.n_depth}, {spec.n_alines}), got {shape}")

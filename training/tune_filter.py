@@ -125,7 +125,8 @@ def write_markdown(path: Path, cells: list[GridCell], n_cases: int) -> None:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {c.window_alines} | {c.window_frames} | {c.score_agreement:.3f} | {c.dice_pooled:.3f} | {c.dice_mean:.3f} | {c.max_arc_error_deg:.1f} |"
+        f"| {c.window_alines} | {c.window_frames} | {c.score_agreement:.3f} | {c.dice_pooled:.3f} "
+        f"| {c.dice_mean:.3f} | {c.max_arc_error_deg:.1f} |"
         for c in cells
     ]
     path.write_text("\n".join(lines) + "\n")
@@ -146,7 +147,8 @@ def plot_heatmaps(path: Path, cells: list[GridCell], alines: list[int], frames: 
         image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         for i in range(len(alines)):
             for j in range(len(frames)):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if grid[i, j] < 0.6 else "black")
+                colour = "white" if grid[i, j] < 0.6 else "black"
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
         ax.set_xticks(range(len(frames)), [str(f) for f in frames])
         ax.set_yticks(range(len(alines)), [str(a) for a in alines])
         ax.set_xlabel("window (frames)")

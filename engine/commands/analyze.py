@@ -125,19 +125,29 @@ def load_truth_map(path: Path, n_frames: int, n_alines: int) -> np.ndarray:
     return labels
 
 
+_FILE = click.Path(path_type=Path, dir_okay=False)
+
+
 @click.command(name="analyze")
-@click.argument("pullback", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output directory.")
-@click.option("--journal", type=click.Path(path_type=Path, dir_okay=False), help="Rebuild the report from a live engine's journal instead of a DICOM file.")
-@click.option("--backend", default="auto", show_default=True, help="Inference backend: auto, onnxruntime, torch, tensorrt.")
-@click.option("--model", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Ensemble weights (.safetensors); default: the shipped model.")
+@click.argument("pullback", required=False, type=_FILE)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output directory.")
+@click.option("--journal", type=_FILE, help="Rebuild the report from a live engine's journal instead of a DICOM file.")
+@click.option("--backend", default="auto", show_default=True,
+              help="Inference backend: auto, onnxruntime, torch, tensorrt.")
+@click.option("--model", type=_FILE, default=None, help="Ensemble weights (.safetensors); default: the shipped model.")
 @click.option("--window-frames", default=13, show_default=True, type=int, help="Filter window along frames (odd).")
 @click.option("--window-alines", default=61, show_default=True, type=int, help="Filter window along A-lines (odd).")
-@click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1), help="Frames decoded and inferred per step.")
-@click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Merge calcified segments closer than this.")
-@click.option("--calcified-nodule/--no-calcified-nodule", default=None, help="Calcified nodule present (score point; default: not assessed).")
-@click.option("--vessel-diameter-mm", type=click.FloatRange(min=0, min_open=True), default=None, help="Reference vessel diameter (score point if < 3.5 mm; default: not assessed).")
-@click.option("--truth", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Simulator truth file: overlay it and add agreement metrics.")
+@click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Frames decoded and inferred per step.")
+@click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Merge calcified segments closer than this.")
+@click.option("--calcified-nodule/--no-calcified-nodule", default=None,
+              help="Calcified nodule present (score point; default: not assessed).")
+@click.option("--vessel-diameter-mm", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Reference vessel diameter (score point if < 3.5 mm; default: not assessed).")
+@click.option("--truth", type=_FILE, default=None,
+              help="Simulator truth (NAME.truth.npz): overlay it and add agreement metrics.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no closing summary line.")
 @calibration_options
 def command(
@@ -181,7 +191,8 @@ def command(
     if not quiet:
         score = summary["score"]
         click.echo(
-            f"{out_dir}: {result.n_frames} frames, {len(summary['lesions'])} lesion(s), max arc {summary['max_arc_deg']:.0f} deg, "
-            f"calcium length {summary['calcium_length_mm']:.1f} mm, calcium score (arc points) {score['total_assessed']}"
+            f"{out_dir}: {result.n_frames} frames, {len(summary['lesions'])} lesion(s), "
+            f"max arc {summary['max_arc_deg']:.0f} deg, calcium length {summary['calcium_length_mm']:.1f} mm, "
+            f"calcium score (arc points) {score['total_assessed']}"
         )
 

@@ -14,6 +14,8 @@ from engine.quantify import frame_arcs
 from engine.report.result import AnalysisResult
 
 FORMAT = "ivuscal-analysis/1"
+FRAME_COLUMNS = ["frame", "position_mm", "n_arcs", "max_arc_deg", "total_arc_deg", "arcs_deg",
+                 "mean_probability", "mean_spread", "lesion"]
 
 
 def write_calcium_map(path: Path, result: AnalysisResult) -> None:
@@ -60,9 +62,7 @@ def write_frames_csv(path: Path, result: AnalysisResult) -> None:
         lesion_of[lesion.start_frame : lesion.end_frame + 1] = i
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            ["frame", "position_mm", "n_arcs", "max_arc_deg", "total_arc_deg", "arcs_deg", "mean_probability", "mean_spread", "lesion"]
-        )
+        writer.writerow(FRAME_COLUMNS)
         for i in range(result.n_frames):
             arcs = frame_arcs(result.calcium[i])
             writer.writerow(

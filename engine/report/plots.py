@@ -34,9 +34,10 @@ def _extent(result: AnalysisResult) -> list[float]:
 def plot_longitudinal_map(path: Path, result: AnalysisResult, truth: np.ndarray | None = None) -> None:
     """Position x angle, IVUS longitudinal-view style: probability in grey, calcium overlaid, truth outlined."""
     fig, ax = plt.subplots(figsize=(11, 3.6), dpi=100)
-    ax.imshow(result.probability.T, cmap="gray", vmin=0, vmax=1, aspect="auto", extent=_extent(result), interpolation="nearest")
+    image = {"aspect": "auto", "extent": _extent(result), "interpolation": "nearest"}
+    ax.imshow(result.probability.T, cmap="gray", vmin=0, vmax=1, **image)
     overlay = np.ma.masked_where(~result.calcium.T, result.calcium.T)
-    ax.imshow(overlay, cmap=ListedColormap([CALCIUM_COLOUR]), alpha=0.55, aspect="auto", extent=_extent(result), interpolation="nearest")
+    ax.imshow(overlay, cmap=ListedColormap([CALCIUM_COLOUR]), alpha=0.55, **image)
     if truth is not None and truth.any():
         x = result.frame_position_mm
         ax.contour(x, result.angles_deg, truth.T.astype(float), levels=[0.5], colors=TRUTH_COLOUR, linewidths=0.8)
