@@ -59,7 +59,7 @@ def finish(results: list[ScenarioResult], options: dict) -> None:
 def command(ctx: click.Context, options: dict) -> None:
     """Latency and throughput benchmarks (every scenario when no scenario is named)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(filter_command)
+        ctx.invoke(all_command)
 
 
 @command.command(name="filter")
@@ -74,3 +74,108 @@ def filter_command(options: dict, frames: int, xp_name: str, windows: tuple[tupl
 
     result = filter_speed.run(frames=frames, windows=windows or filter_speed.WINDOWS, xp_name=xp_name, recompute_seconds=recompute_seconds)
     finish([result], options)
+
+
+def backend_options(func):
+    """--backend and --device of our runtime (engine.runtimes.create_runtime)."""
+    func = click.option("--device", default=None, help="Device of the backend: cpu, cuda, cuda:N (backend default).")(func)
+    return click.option("--backend", default="auto", show_default=True, help="Our inference backend (auto: TensorRT on a GPU, else ONNX Runtime).")(func)
+
+
+def pullback_option(func):
+    return click.option(
+        "--pullback", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+        help="A DICOM pullback to use instead of the generated one.",
+    )(func)
+
+
+def _setup(options: dict, backend: str | None, device: str | None):
+    """(bench model, our runtime or None) for the options."""
+    from bench.model import bench_model  # noqa: PLC0415
+    from engine.runtimes import create_runtime  # noqa: PLC0415
+
+    model = bench_model(options["cache_dir"], options["weights"])
+    runtime = create_runtime(backend, model=model.ensemble, device=device) if backend else None
+    return model, runtime
+
+
+def _pullback(options: dict, given: Path | None, frames: int, image_size: int) -> Path:
+    from bench.pullback import cached_pullback  # noqa: PLC0415
+
+    return given or cached_pullback(options["cache_dir"], frames, image_size, quiet=options["quiet"])
+
+
+@command.command(name="offline")
+@common_options
+@backend_options
+@pullback_option
+@click.option("--frames", type=click.IntRange(min=16), default=3000, show_default=True, help="Frames of the pullback.")
+@click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames the naive baseline runs.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
+@click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True, help="Frames decoded and inferred at a time.")
+def offline_command(options: dict, backend: str, device: str | None, pullback: Path | None, frames: int, baseline_frames: int, image_size: int, chunk_frames: int) -> None:
+    """Offline pipeline stage by stage and composed, against the naive baseline."""
+    finish([_offline(options, backend, device, pullback, frames, baseline_frames, image_size, chunk_frames)], options)
+
+
+def _offline(options, backend, device, pullback, frames, baseline_frames, image_size, chunk_frames) -> ScenarioResult:
+    from bench import offline  # noqa: PLC0415
+
+    path = _pullback(options, pullback, frames, image_size)
+    model, runtime = _setup(options, backend, device)
+    return offline.run(path, runtime, model.ensemble, model.description, frames, baseline_frames, chunk_frames, quiet=options["quiet"])
+
+
+@command.command(name="runtimes")
+@common_options
+@click.option("--backend", "backends", multiple=True, metavar="NAME[:DEVICE]", help="Backends to compare (repeatable) [default: onnxruntime:cpu, torch:cpu, and tensorrt:cuda, torch:cuda on a GPU].")
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, help="Batch sizes (repeatable) [default: 1, 8, 32].")
+@click.option("--frames", type=click.IntRange(min=1), default=64, show_default=True, help="Frames timed per backend and batch size.")
+def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int) -> None:
+    """Inference runtimes on the same frames, batch 1 and batched, against PyTorch eager."""
+    finish([_runtimes(options, backends, batches, frames)], options)
+
+
+def _runtimes(options, backends, batches, frames) -> ScenarioResult:
+    from bench import runtime_compare  # noqa: PLC0415
+
+    model, _ = _setup(options, None, None)
+    pairs = tuple((name, device or None) for name, _, device in (b.partition(":") for b in backends)) or None
+    return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames)
+
+
+@command.command(name="soak")
+@common_options
+@backend_options
+@pullback_option
+@click.option("--frames", type=click.IntRange(min=1), default=108_000, show_default=True, help="Frames pushed (108,000 = an hour at 30 fps).")
+@click.option("--pullback-frames", type=click.IntRange(min=16), default=3000, show_default=True, help="Frames per pullback (begin/end each time).")
+@click.option("--batch", type=click.IntRange(1, 256), default=16, show_default=True, help="Frames per pipeline call.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
+def soak_command(options: dict, backend: str, device: str | None, pullback: Path | None, frames: int, pullback_frames: int, batch: int, image_size: int) -> None:
+    """Soak: frames at the maximum rate through the engine; memory over time must stay flat."""
+    from bench import soak  # noqa: PLC0415
+
+    path = _pullback(options, pullback, 256, image_size)
+    model, runtime = _setup(options, backend, device)
+    result = soak.run(path, runtime, model.description, frames, pullback_frames, batch, quiet=options["quiet"])
+    finish([result], options)
+
+
+@command.command(name="all")
+@common_options
+@backend_options
+@pullback_option
+@click.option("--frames", type=click.IntRange(min=64), default=3000, show_default=True, help="Frames of the offline pullback.")
+@click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames the naive baseline runs.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
+def all_command(options: dict, backend: str, device: str | None, pullback: Path | None, frames: int, baseline_frames: int, image_size: int) -> None:
+    """Every scenario with its defaults (the soak excepted: run `ivuscal bench soak`)."""
+    from bench import filter_speed  # noqa: PLC0415
+
+    results = [
+        _offline(options, backend, device, pullback, frames, baseline_frames, image_size, 32),
+        _runtimes(options, (), (), 64),
+        filter_speed.run(),
+    ]
+    finish(results, options)

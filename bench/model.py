@@ -44,9 +44,11 @@ def bench_model(cache_dir: Path, weights: Path | None = None) -> BenchModel:
     return BenchModel(ensemble, path, f"randomly initialised {len(ensemble.models)}-member ensemble (trained default absent)")
 
 
-def write_random_ensemble(path: Path, n_members: int = N_MEMBERS, seed: int = 0) -> LoadedEnsemble:
-    """Save `n_members` freshly initialised CalciumNets (eval mode) with the default input spec."""
+def write_random_ensemble(
+    path: Path, n_members: int = N_MEMBERS, seed: int = 0, spec: InputSpec | None = None
+) -> LoadedEnsemble:
+    """Save `n_members` freshly initialised CalciumNets (eval mode) for `spec` (default: InputSpec())."""
     torch.manual_seed(seed)
     models = [CalciumNet().eval() for _ in range(n_members)]
     card = {"name": "bench-random", "note": "random initialisation, for speed measurements only"}
-    return save_ensemble(path, models, InputSpec(), card=card)
+    return save_ensemble(path, models, spec or InputSpec(), card=card)
