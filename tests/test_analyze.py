@@ -180,6 +180,13 @@ def test_bad_windows_exit_2(args: list[str], words: str, pullback: Path, tmp_pat
     assert words in one_error_line(capsys)
 
 
+def test_missing_truth_fails_before_the_analysis(pullback: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [str(pullback), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "no-model.safetensors"),
+            "--truth", str(tmp_path / "absent.truth.npz")]
+    assert analyze(args) == 2
+    assert "absent.truth.npz" in one_error_line(capsys)  # not the missing model: truth is read first
+
+
 def test_pullback_or_journal_not_both(tmp_path: Path, pullback: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert analyze(["--out", str(tmp_path)]) == 2
     assert analyze([str(pullback), "--journal", str(pullback), "--out", str(tmp_path)]) == 2

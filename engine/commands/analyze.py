@@ -112,16 +112,21 @@ def analyze_journal(path: Path, settings: PipelineSettings) -> AnalysisResult:
     return result_from_probabilities(prob, spread, spacing, settings, model=model, source=source)
 
 
-def load_truth_map(path: Path, n_frames: int, n_alines: int) -> np.ndarray:
-    """The simulator's truth (its .truth.npz, or the DICOM beside it) as bool (frames, A-lines)."""
+def read_truth(path: Path) -> Any:
+    """The simulator's truth (give NAME.truth.npz or the NAME.dcm beside it); read before any work."""
     from tools.simulator import load_truth  # noqa: PLC0415 - only --truth needs the simulator
 
     path = Path(path)
     if path.name.endswith(".truth.npz"):  # load_truth locates the npz from the DICOM name beside it
         path = path.with_name(path.name.removesuffix(".truth.npz") + ".dcm")
-    labels = np.asarray(load_truth(path).labels(n_alines), dtype=bool)
+    return load_truth(path)
+
+
+def truth_map(truth: Any, n_frames: int, n_alines: int, source: Path) -> np.ndarray:
+    """The truth as bool (frames, A-lines), refused when it covers another number of frames."""
+    labels = np.asarray(truth.labels(n_alines), dtype=bool)
     if labels.shape != (n_frames, n_alines):
-        raise InputError(f"truth covers {labels.shape[0]} frames, the analysis {n_frames}", source=str(path))
+        raise InputError(f"truth covers {labels.shape[0]} frames, the analysis {n_frames}", source=str(source))
     return labels
 
 
@@ -175,6 +180,7 @@ def command(
         quantify=QuantifySettings(merge_gap_mm=merge_gap_mm),
         findings=ClinicalFindings(calcified_nodule, vessel_diameter_mm),
     )
+    truth_data = read_truth(truth) if truth is not None else None
     key_frames: list[tuple[int, np.ndarray]] = []
     geometry = None
     if journal is not None:
@@ -186,7 +192,7 @@ def command(
 
         runtime = create_runtime(backend, model)
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
-    labels = load_truth_map(truth, result.n_frames, result.n_alines) if truth is not None else None
+    labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data is not None else None
     summary = write_report(out_dir, result, labels, key_frames, geometry)
     if not quiet:
         score = summary["score"]
