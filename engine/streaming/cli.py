@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 @click.option("--no-journal", is_flag=True, help="Do not journal results to disk.")
 @click.option("--backend", default="auto", show_default=True, help="Inference backend (see engine/runtimes).")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ensemble weights (default: the shipped model).")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Inference threads (1 keeps a core for receiving and publishing; see docs/streaming.md).",
+)
 @click.option("--max-batch", type=click.IntRange(1, 256), default=ServerConfig.max_batch, show_default=True, help="Most frames inferred at once when catching up.")
 @click.option("--queue", "queue_size", type=click.IntRange(1, 100_000), default=ServerConfig.queue_size, show_default=True, help="Frames held before new ones are dropped.")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 60), default=ServerConfig.heartbeat_s, show_default=True, help="Seconds between heartbeats.")
@@ -40,6 +47,7 @@ def command(
     no_journal: bool,
     backend: str,
     model: Path | None,
+    threads: int,
     max_batch: int,
     queue_size: int,
     heartbeat: float,
@@ -56,7 +64,7 @@ def command(
         heartbeat_s=heartbeat,
         send_rows=not no_rows,
     )
-    server = create_server(config, backend=backend, model=model)
+    server = create_server(config, backend=backend, model=model, threads=threads)
     frames_endpoint, results_endpoint = server.bind()
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:

@@ -1,0 +1,32 @@
+"""Engine-added latency from the timestamps in published results (docs/streaming.md).
+
+The engine stamps each result with `received_ns` (the message left ZeroMQ in the receiver
+thread) and `published_ns` (just before the result was sent), both from the engine's monotonic
+clock; their difference is the latency the engine adds: queueing, inference, filter, encoding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def engine_latency_ms(events: list[dict[str, Any]]) -> np.ndarray:
+    """Received-to-published milliseconds of every `result` event, in order."""
+    stamps = [e["t"] for e in events if e.get("kind") == "result"]
+    return np.asarray([(t["published_ns"] - t["received_ns"]) / 1e6 for t in stamps], dtype=np.float64)
+
+
+def inference_share_ms(events: list[dict[str, Any]]) -> np.ndarray:
+    """Received-to-inferred milliseconds (queueing plus inference) of every `result` event."""
+    stamps = [e["t"] for e in events if e.get("kind") == "result"]
+    return np.asarray([(t["inferred_ns"] - t["received_ns"]) / 1e6 for t in stamps], dtype=np.float64)
+
+
+def summarize_ms(values: np.ndarray) -> dict[str, float | int]:
+    """Count, p50, p90, p99 and max of millisecond values (NaN when there are none)."""
+    if values.size == 0:
+        return {"n": 0, "p50_ms": float("nan"), "p90_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"n": int(values.size), "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(values.max())}

@@ -1,0 +1,136 @@
+"""`ivuscal demo`: the whole live path on one machine, with nothing to prepare.
+
+1. generate a pullback with the simulator (cached, so later runs start at once);
+2. start the engine in this process (loopback sockets on free ports, default model);
+3. replay the pullback from its DICOM file at 30 frames/s, showing the arcs as they come;
+4. stop cleanly and write the report (`ivuscal analyze` files) from the engine's journal,
+   with the simulator's truth for comparison, plus the live statistics (latency, drops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from engine.errors import InputError
+from engine.pipeline import PipelineSettings
+from engine.streaming.latency import engine_latency_ms, summarize_ms
+from engine.streaming.loopback import LoopbackEngine
+from engine.streaming.server import ServerConfig, create_server
+from tools.listen import format_event
+from tools.replay import replay_file
+
+STREAM = "demo"
+
+
+def cache_dir() -> Path:
+    """`$IVUSCAL_CACHE/demo`, else `$XDG_CACHE_HOME/ivuscal/demo`, else `~/.cache/ivuscal/demo`."""
+    root = os.environ.get("IVUSCAL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ivuscal"
+    return Path(root) / "demo"
+
+
+def demo_pullback(n_frames: int, seed: int, image_size: int, directory: Path, quiet: bool) -> Path:
+    """The simulated pullback as DICOM (with truth beside it), generated once per settings."""
+    from tools.simulator import PullbackConfig, iter_pullback, write_pullback  # noqa: PLC0415
+
+    config = PullbackConfig(n_frames=n_frames, image_size=image_size, fps=30.0)
+    key = hashlib.sha256(json.dumps({"config": config.to_dict(), "seed": seed}, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    path = directory / f"pullback-{n_frames}f-{image_size}px-seed{seed}-{key}.dcm"
+    if path.is_file():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        click.echo(f"generating a {n_frames}-frame pullback (once; cached in {directory}) ...", err=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.dcm")
+    write_pullback(partial, iter_pullback(config, seed))
+    for suffix in (".truth.npz", ".lesions.json"):  # truth files follow the DICOM name
+        written = partial.with_name(partial.stem + suffix)
+        if written.exists():
+            written.replace(path.with_name(path.stem + suffix))
+    partial.replace(path)
+    return path
+
+
+def live_view(quiet: bool) -> Any:
+    """The listener's one-line-per-frame view, printed from the subscriber thread."""
+    lock = threading.Lock()
+
+    def show(event: dict[str, Any]) -> None:
+        line = None if quiet and event.get("kind") != "summary" else format_event(event)
+        if line:
+            with lock:
+                click.echo(line)
+
+    return show
+
+
+def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSettings, live: dict[str, Any]) -> dict[str, Any]:
+    """The offline report from the journal (same results as live), with the simulator's truth, plus live.json."""
+    from engine.commands.analyze import analyze_journal  # noqa: PLC0415
+    from engine.report import write_report  # noqa: PLC0415
+    from tools.simulator import load_truth  # noqa: PLC0415
+
+    result = analyze_journal(journal, settings)
+    labels = np.asarray(load_truth(pullback).labels(result.n_alines), dtype=bool)
+    summary = write_report(out, result, labels if labels.shape == result.calcium.shape else None)
+    (out / "live.json").write_text(json.dumps(live, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+@click.command(name="demo")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ivuscal-demo"), show_default=True, help="Report folder.")
+@click.option("--frames", "n_frames", type=click.IntRange(20, 5000), default=300, show_default=True, help="Frames in the generated pullback.")
+@click.option("--fps", type=click.FloatRange(1, 120), default=30.0, show_default=True, help="Replay rate (frames per second).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Simulator seed.")
+@click.option("--image-size", type=click.IntRange(128, 1024), default=512, show_default=True, help="Simulated frame size in pixels.")
+@click.option("--backend", default="auto", show_default=True, help="Inference backend.")
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="Inference threads.")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ensemble weights (default: the shipped model).")
+@click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where the generated pullback is kept (default: ~/.cache/ivuscal/demo).")
+@click.option("--quiet", is_flag=True, help="Only the summary lines, no per-frame view.")
+def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int, model: Path | None, cache: Path | None, quiet: bool) -> None:
+    """Generate a pullback, stream it live through the engine at 30 frames/s, show the arcs, write the report."""
+    if image_size % 16:
+        raise InputError(f"--image-size must be a multiple of 16, got {image_size}")
+    pullback = demo_pullback(n_frames, seed, image_size, cache or cache_dir(), quiet)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = PipelineSettings()
+    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=out_dir / "journal", heartbeat_s=0.5)
+    server = create_server(config, backend=backend, model=model, settings=settings, threads=threads)
+    if not quiet:
+        click.echo(f"engine: {server.status['backend']} {server.status['model']}; replaying {pullback.name} at {fps:g} frames/s", err=True)
+    stop = threading.Event()
+    with LoopbackEngine(server, on_event=live_view(quiet)) as engine:
+        try:
+            replay_file(pullback, engine.frames_endpoint, fps, STREAM, f"demo-seed{seed}", stop=stop, context=server.context)
+            events = engine.wait_for_summaries(1, timeout_s=max(120.0, 2 * n_frames / fps))
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+    started = next(e for e in events if e["kind"] == "started" and e["stream"] == STREAM)
+    ended = next(e for e in events if e["kind"] == "summary" and e["stream"] == STREAM)
+    latency = summarize_ms(engine_latency_ms(events))
+    heartbeat = [e for e in events if e["kind"] == "heartbeat"][-1]
+    live = {
+        "frames": ended["n_frames"],
+        "results": sum(e["kind"] == "result" for e in events),
+        "dropped": sum(e["kind"] == "drop" for e in events),
+        "filled": ended.get("filled_frames", []),
+        "fps": fps,
+        "engine_latency": latency,
+        "backend": heartbeat["backend"],
+        "model": heartbeat["model"],
+    }
+    summary = write_outputs(out_dir, Path(started["journal"]), pullback, settings, live)
+    click.echo(
+        f"{live['results']}/{live['frames']} frames live, {live['dropped']} dropped; engine latency p50 {latency['p50_ms']:.1f} ms, "
+        f"p99 {latency['p99_ms']:.1f} ms; {len(summary['lesions'])} lesion(s), max arc {summary['max_arc_deg']:.0f} deg, "
+        f"calcium score {summary['score']['total_assessed']}; report in {out_dir}"
+    )
