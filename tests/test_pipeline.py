@@ -16,6 +16,7 @@ from engine.model.spec import InputSpec
 from engine.model.weights import ensemble_probabilities
 from engine.pipeline import CalciumPipeline, PipelineSettings
 from engine.quantify import QuantifySettings, summarize_pullback
+from engine.xp import cupy_or_none
 
 SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.1)
 
@@ -155,3 +156,20 @@ def test_bad_inputs_are_named(runtime: TorchTestRuntime, frames: np.ndarray) -> 
         pipeline.process(frames[2:4], 5)
     with pytest.raises(InputError, match="frame spacing"):
         pipeline.begin(Cal(frame_time_s=0.0))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(cupy_or_none() is None, reason="needs CuPy with a CUDA GPU")
+def test_cupy_post_inference_equals_numpy() -> None:
+    cp = cupy_or_none()
+    rng = np.random.default_rng(6)
+    prob = rng.random((40, 360)).astype(np.float32)
+    results = []
+    for xp in (np, cp):
+        pipeline = CalciumPipeline(None, PipelineSettings(), xp=xp)
+        pipeline.begin_rows(0.1, 360)
+        outputs = pipeline.process_probabilities(xp.asarray(prob), xp.asarray(prob), 0)
+        final, summary = pipeline.end()
+        rows = [(f.index, f.calcium.tobytes()) for o in outputs for f in o.final] + [(f.index, f.calcium.tobytes()) for f in final]
+        results.append((rows, [o.provisional.tobytes() for o in outputs], summary.to_dict()))
+    assert results[0] == results[1]

@@ -182,3 +182,30 @@ def test_empty_pullback_summary() -> None:
     summary = summarize_pullback(np.zeros((5, 360), dtype=bool), 0.1)
     assert summary.lesions == [] and summary.max_arc_deg == 0.0 and summary.score.total == 0
     assert summary.to_dict()["score_lesion"] is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 12), min_size=1, max_size=80),
+    st.floats(0.1, 0.5),
+    st.floats(0.0, 2.0),
+)
+def test_lesions_are_ordered_disjoint_cover_calcium_and_respect_the_merge_gap(
+    arcs: list[int], spacing: float, merge_gap_mm: float
+) -> None:
+    calcium = np.zeros((len(arcs), 12), dtype=bool)
+    for i, n in enumerate(arcs):
+        calcium[i, :n] = True
+    lesions = summarize_pullback(calcium, spacing, QuantifySettings(merge_gap_mm=merge_gap_mm)).lesions
+    covered = np.zeros(len(arcs), dtype=bool)
+    for lesion in lesions:
+        assert calcium[lesion.start_frame].any() and calcium[lesion.end_frame].any()
+        covered[lesion.start_frame : lesion.end_frame + 1] = True
+        # inside a lesion no gap reaches the merge length
+        gap = 0
+        for i in range(lesion.start_frame, lesion.end_frame + 1):
+            gap = 0 if calcium[i].any() else gap + 1
+            assert gap * spacing < merge_gap_mm - 1e-9 or gap == 0
+    for before, after in zip(lesions, lesions[1:]):
+        assert (after.start_frame - before.end_frame - 1) * spacing >= merge_gap_mm - 1e-9
+    np.testing.assert_array_equal(covered[calcium.any(axis=1)], True)
