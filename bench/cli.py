@@ -77,7 +77,8 @@ def filter_command(options: dict, frames: int, xp_name: str, windows: tuple[tupl
 
 
 def backend_options(func):
-    """--backend and --device of our runtime (engine.runtimes.create_runtime)."""
+    """--backend, --device and --threads of our runtime (engine.runtimes.create_runtime)."""
+    func = click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU inference threads (backend default: physical cores).")(func)
     func = click.option("--device", default=None, help="Device of the backend: cpu, cuda, cuda:N (backend default).")(func)
     return click.option("--backend", default="auto", show_default=True, help="Our inference backend (auto: TensorRT on a GPU, else ONNX Runtime).")(func)
 
@@ -89,13 +90,13 @@ def pullback_option(func):
     )(func)
 
 
-def _setup(options: dict, backend: str | None, device: str | None):
+def _setup(options: dict, backend: str | None, device: str | None = None, threads: int | None = None):
     """(bench model, our runtime or None) for the options."""
     from bench.model import bench_model  # noqa: PLC0415
     from engine.runtimes import create_runtime  # noqa: PLC0415
 
     model = bench_model(options["cache_dir"], options["weights"])
-    runtime = create_runtime(backend, model=model.ensemble, device=device) if backend else None
+    runtime = create_runtime(backend, model=model.ensemble, device=device, threads=threads) if backend else None
     return model, runtime
 
 
@@ -113,16 +114,16 @@ def _pullback(options: dict, given: Path | None, frames: int, image_size: int) -
 @click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames the naive baseline runs.")
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
 @click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True, help="Frames decoded and inferred at a time.")
-def offline_command(options: dict, backend: str, device: str | None, pullback: Path | None, frames: int, baseline_frames: int, image_size: int, chunk_frames: int) -> None:
+def offline_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, image_size: int, chunk_frames: int) -> None:
     """Offline pipeline stage by stage and composed, against the naive baseline."""
-    finish([_offline(options, backend, device, pullback, frames, baseline_frames, image_size, chunk_frames)], options)
+    finish([_offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames)], options)
 
 
-def _offline(options, backend, device, pullback, frames, baseline_frames, image_size, chunk_frames) -> ScenarioResult:
+def _offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames) -> ScenarioResult:
     from bench import offline  # noqa: PLC0415
 
     path = _pullback(options, pullback, frames, image_size)
-    model, runtime = _setup(options, backend, device)
+    model, runtime = _setup(options, backend, device, threads)
     return offline.run(path, runtime, model.ensemble, model.description, frames, baseline_frames, chunk_frames, quiet=options["quiet"])
 
 
@@ -139,7 +140,7 @@ def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[in
 def _runtimes(options, backends, batches, frames) -> ScenarioResult:
     from bench import runtime_compare  # noqa: PLC0415
 
-    model, _ = _setup(options, None, None)
+    model, _ = _setup(options, None)
     pairs = tuple((name, device or None) for name, _, device in (b.partition(":") for b in backends)) or None
     return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames)
 
@@ -152,14 +153,41 @@ def _runtimes(options, backends, batches, frames) -> ScenarioResult:
 @click.option("--pullback-frames", type=click.IntRange(min=16), default=3000, show_default=True, help="Frames per pullback (begin/end each time).")
 @click.option("--batch", type=click.IntRange(1, 256), default=16, show_default=True, help="Frames per pipeline call.")
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-def soak_command(options: dict, backend: str, device: str | None, pullback: Path | None, frames: int, pullback_frames: int, batch: int, image_size: int) -> None:
+def soak_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, pullback_frames: int, batch: int, image_size: int) -> None:
     """Soak: frames at the maximum rate through the engine; memory over time must stay flat."""
     from bench import soak  # noqa: PLC0415
 
     path = _pullback(options, pullback, 256, image_size)
-    model, runtime = _setup(options, backend, device)
+    model, runtime = _setup(options, backend, device, threads)
     result = soak.run(path, runtime, model.description, frames, pullback_frames, batch, quiet=options["quiet"])
     finish([result], options)
+
+
+@command.command(name="stream")
+@common_options
+@backend_options
+@pullback_option
+@click.option("--frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames of the replayed pullback.")
+@click.option("--rate", "rates", multiple=True, metavar="FPS|max", help="Replay rates (repeatable) [default: 30, 60, max].")
+@click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True, help="The engine's --max-batch.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
+def stream_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, rates: tuple[str, ...], max_batch: int, image_size: int) -> None:
+    """End to end over ZeroMQ: ivuscal serve in a child process, replayed at 30/60 fps and max."""
+    if device is not None:
+        raise click.BadParameter("ivuscal serve runs its backend's default device", param_hint="--device")
+    finish([_stream(options, backend, threads, pullback, frames, rates, max_batch, image_size)], options)
+
+
+def _stream(options, backend, threads, pullback, frames, rates, max_batch, image_size) -> ScenarioResult:
+    from bench import end_to_end  # noqa: PLC0415
+    from tools.replay import parse_fps  # noqa: PLC0415
+
+    parsed = tuple(parse_fps(r) for r in rates) or end_to_end.RATES
+    if any(r == 0.0 for r in parsed):
+        raise click.BadParameter("give a number of frames per second or 'max'", param_hint="--rate")
+    path = _pullback(options, pullback, frames, image_size)
+    model, _ = _setup(options, None)
+    return end_to_end.run(path, model.path, backend, model.description, parsed, max_batch, threads=threads)
 
 
 @command.command(name="all")
@@ -168,13 +196,15 @@ def soak_command(options: dict, backend: str, device: str | None, pullback: Path
 @pullback_option
 @click.option("--frames", type=click.IntRange(min=64), default=3000, show_default=True, help="Frames of the offline pullback.")
 @click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames the naive baseline runs.")
+@click.option("--stream-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames replayed per rate over ZeroMQ.")
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-def all_command(options: dict, backend: str, device: str | None, pullback: Path | None, frames: int, baseline_frames: int, image_size: int) -> None:
+def all_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, stream_frames: int, image_size: int) -> None:
     """Every scenario with its defaults (the soak excepted: run `ivuscal bench soak`)."""
     from bench import filter_speed  # noqa: PLC0415
 
     results = [
-        _offline(options, backend, device, pullback, frames, baseline_frames, image_size, 32),
+        _stream(options, backend, threads, pullback, stream_frames, (), 8, image_size),
+        _offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, 32),
         _runtimes(options, (), (), 64),
         filter_speed.run(),
     ]

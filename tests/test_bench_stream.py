@@ -1,0 +1,37 @@
+"""The end-to-end scenario over real ZeroMQ sockets: `ivuscal serve` in a child process, a real
+replay and subscriber, on a tiny pullback and a tiny random ensemble."""
+
+from __future__ import annotations
+
+import json
+
+from bench import validate
+from bench.model import write_random_ensemble
+from engine.cli import main
+from engine.model.spec import InputSpec
+from tests.dicom_factory import ivus_frames, write_pullback
+
+
+def test_stream_command_reports_latency_per_rate(tmp_path):
+    weights = write_random_ensemble(tmp_path / "tiny.safetensors", n_members=2, spec=InputSpec(64, 32, 0.04)).path
+    pullback = write_pullback(tmp_path / "tiny.dcm", ivus_frames(20, 64, 64), pixel_spacing_mm=0.04)
+    out = tmp_path / "stream"
+    argv = ["bench", "stream", "--pullback", str(pullback), "--weights", str(weights), "--backend", "torch",
+            "--rate", "60", "--rate", "max", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    document = json.loads((out / "results.json").read_text())
+    assert validate.problems(document) == []
+    (scenario,) = document["scenarios"]
+    assert [row["rate"] for row in scenario["rows"]] == ["60 fps", "max"]
+    for row in scenario["rows"]:
+        assert row["sent"] == 20
+        assert row["results"] + row["dropped"] == 20
+        assert row["engine p50 ms"] <= row["engine p99 ms"] <= row["engine max ms"]
+        assert row["source-to-result p50 ms"] <= row["source-to-result p99 ms"] <= row["source-to-result max ms"]
+        assert row["server peak RSS MiB"] > 0
+    assert scenario["summary"]["60 fps"]["engine_latency_ms"]["n"] == scenario["rows"][0]["results"]
+    assert (out / "stream_latency_cdf.png").is_file()
+
+
+def test_stream_rejects_a_zero_rate(tmp_path):
+    assert main(["bench", "stream", "--rate", "0", "--out", str(tmp_path), "--quiet"]) == 2
