@@ -69,7 +69,7 @@ def test_every_result_carries_arcs_uncertainty_rows_and_timestamps(model: Path, 
     assert len(result["prob_u8"]) == len(result["spread_u8"]) == 64
     assert 0.0 <= result["uncertainty"]["spread_mean"] <= result["uncertainty"]["spread_max"] <= 0.5
     t = result["t"]
-    assert t["received_ns"] <= t["inferred_ns"] <= t["published_ns"] and t["received_wall_ns"] <= t["published_wall_ns"]
+    assert t["received_ns"] <= t["started_ns"] <= t["inferred_ns"] <= t["published_ns"] and t["received_wall_ns"] <= t["published_wall_ns"]
     assert {"arcs", "total_arc_deg", "calcified"} <= set(result["provisional"])
     finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
     assert finals == list(range(12))  # every frame becomes final exactly once, in order

@@ -242,7 +242,8 @@ class StreamingServer:
         if not run:
             return
         stream = run[0].message.stream
-        events = self._session(stream).frames([(r.message, r.received_ns, r.received_wall_ns) for r in run])
+        started_ns = time.monotonic_ns()
+        events = self._session(stream).frames([(r.message, r.received_ns, r.received_wall_ns) for r in run], started_ns)
         now = time.monotonic()
         self.stats.frames_done += len(run)
         self.stats.recent.extend([now] * len(run))

@@ -171,8 +171,11 @@ class StreamSession:
 
     # ------------------------------------------------------------------ frames
 
-    def frames(self, items: list[tuple[p.FrameMessage, int, int]]) -> list[Event]:
-        """Process frames (with their arrival times, ns) in order; returns results and notices."""
+    def frames(self, items: list[tuple[p.FrameMessage, int, int]], started_ns: int) -> list[Event]:
+        """Process frames (with their arrival times, ns) in order; returns results and notices.
+
+        `started_ns`: when the worker took these frames off the queue (monotonic ns).
+        """
         events: list[Event] = []
         batch: list[tuple[p.FrameMessage, int, int]] = []
         for item in items:
@@ -184,11 +187,11 @@ class StreamSession:
                 continue
             assert self.current is not None
             if message.frame_index != self.current.next_frame + len(batch):
-                events.extend(self._run(batch))
+                events.extend(self._run(batch, started_ns))
                 batch = []
                 events.extend(self._fill(self.current, message.frame_index, reason="sequence gap"))
             batch.append(item)
-        events.extend(self._run(batch))
+        events.extend(self._run(batch, started_ns))
         return events
 
     def _sequence(self, message: p.FrameMessage) -> list[Event]:
@@ -215,7 +218,7 @@ class StreamSession:
             return f"frame {message.frame_index} is out of order (next expected {current.next_frame})"
         return None
 
-    def _run(self, batch: list[tuple[p.FrameMessage, int, int]]) -> list[Event]:
+    def _run(self, batch: list[tuple[p.FrameMessage, int, int]], started_ns: int) -> list[Event]:
         if not batch:
             return []
         current = self.current
@@ -228,7 +231,7 @@ class StreamSession:
         events = []
         for (message, received_ns, received_wall_ns), out in zip(batch, outputs, strict=True):
             current.account(out.final, len(out.closed_lesions))
-            timing = {"received_ns": received_ns, "received_wall_ns": received_wall_ns, "inferred_ns": inferred_ns}
+            timing = {"received_ns": received_ns, "received_wall_ns": received_wall_ns, "started_ns": started_ns, "inferred_ns": inferred_ns}
             events.append(("result", self._result(current, out, message.seq, message.t_acq, timing)))
         return events
 
