@@ -21,11 +21,9 @@ from tools.simulator.speckle import SpeckleBank
 LN10_20 = np.log(10.0) / 20.0
 
 
-def _step(r: np.ndarray, edge: np.ndarray, width: float) -> np.ndarray:
-    """Soft 0 -> 1 step at `edge` (n, A, 1) over `width` mm, for depths r (D,)."""
-    x = (r - edge) * (1.0 / width) + 0.5
-    np.clip(x, 0.0, 1.0, out=x)
-    return x
+def _ramp(x: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] in place: a soft step once x = (r - edge) / width + 1/2."""
+    return np.clip(x, 0.0, 1.0, out=x)
 
 
 class PolarRenderer:
@@ -34,7 +32,8 @@ class PolarRenderer:
     def __init__(self, scene: Scene, config: PullbackConfig, rng: np.random.Generator,
                  n_depth: int, depth_mm: float) -> None:
         style = config.style
-        self.scene, self.config, self.style, self.rng = scene, config, style, rng
+        self.scene, self.config, self.style = scene, config, style
+        self.frame_seed = int(rng.integers(2**62))  # per-frame noise: frame i is the same however it is rendered
         self.n_depth, self.depth_mm = n_depth, depth_mm
         self.n_alines = style.n_alines
         self.theta_d = (np.arange(self.n_alines) + 0.5) * 360.0 / self.n_alines
@@ -57,6 +56,18 @@ class PolarRenderer:
         self.speckle_mm = rng.uniform(0.15, 0.4)  # pullback distance over which tissue speckle decorrelates
         self.lut = np.clip(255.0 * (np.arange(256) / 255.0) ** self.gamma, 0, 255).astype(np.uint8)
         self.catheter = self._catheter_image(rng)
+        # constants of the per-frame hot path
+        self.a_blood = 10 ** (self.blood_db / 20)
+        self.a_media = np.float32(10 ** (self.media_db / 20))
+        self.a_adventitia = np.float32(10 ** (self.adventitia_db / 20))
+        self.a_beyond = np.float32(10 ** (self.beyond_db / 20))
+        self.noise_amp = np.float32(10 ** (self.noise_db / 20))
+        self.r_over_edge = (self.r / self.edge).astype(np.float32)
+        rc = style.catheter_radius_mm + 0.03
+        self.blood_start = np.clip((self.r - rc) / self.edge + 0.5, 0, 1).astype(np.float32)
+        self.sheath_zone = np.exp(-np.abs(self.r - (rc + 0.12)) / 0.08).astype(np.float32)
+        offset = self.tgc_db_mm * self.r + self.gain_db + self.dynamic_range * 0.6
+        self.display_offset = (offset * 255.0 / self.dynamic_range).astype(np.float32)
 
     def _catheter_image(self, rng: np.random.Generator) -> np.ndarray:
         """Static echoes of the catheter: sheath ring, a faint inner ring, ring-down (A, D)."""
@@ -73,48 +84,57 @@ class PolarRenderer:
 
     def render(self, frames: np.ndarray) -> np.ndarray:
         """uint8 polar images (n, A, D) of the given frame indices."""
-        rays = self.scene.rays(frames, self.theta_d)
         out = np.empty((len(frames), self.n_alines, self.n_depth), dtype=np.uint8)
+        for i, polar in self.iter_frames(frames):
+            out[i] = polar
+        return out
+
+    def iter_frames(self, frames: np.ndarray):
+        """Yield (position in `frames`, uint8 polar image (A, D)) frame by frame."""
+        rays = self.scene.rays(frames, self.theta_d)
         for i in range(len(frames)):
-            out[i] = self._render_one(rays, i, int(frames[i]))
-        return self.lut[out]
+            yield i, self._render_one(rays, i, int(frames[i]))
 
     def _render_one(self, rays: RayScene, i: int, frame: int) -> np.ndarray:
-        r, w = self.r, self.edge
+        r = self.r
         b = rays.borders
+        rng = np.random.default_rng((self.frame_seed, frame))
         col = lambda a: np.asarray(a[i], dtype=np.float32)[:, None]  # noqa: E731 - (A, 1) column
         lumen, vessel, media, adv = col(b.lumen), col(b.vessel), col(b.media), col(b.adventitia)
-        rc = np.float32(self.style.catheter_radius_mm + 0.03)
+        rw = self.r_over_edge  # depth in units of the border width; a step at e is clip(rw - e/w + 1/2)
+        k = np.float32(1.0 / self.edge)
 
         # layered diffuse backscatter (amplitude), soft steps at each border
         a_plaque = np.power(np.float32(10.0), col(b.plaque_db) / 20)
-        a_media = np.float32(10 ** (self.media_db / 20))
-        a_adv = np.float32(10 ** (self.adventitia_db / 20))
-        a_beyond = np.float32(10 ** (self.beyond_db / 20))
-        s_lumen = _step(r, lumen, w)
+        s_lumen = _ramp(rw - (lumen * k - 0.5))
         tissue = a_plaque * s_lumen
-        tissue += (a_media - a_plaque) * _step(r, vessel - media, w)
-        tissue += (a_adv - a_media) * _step(r, vessel, w)
-        tissue += (a_beyond - a_adv) * _step(r, vessel + adv, 4 * w)
+        tissue += (self.a_media - a_plaque) * _ramp(rw - ((vessel - media) * k - 0.5))
+        tissue += (self.a_adventitia - self.a_media) * _ramp(rw - (vessel * k - 0.5))
+        tissue += (self.a_beyond - self.a_adventitia) * _ramp(0.25 * rw - ((vessel + adv) * (0.25 * k) - 0.5))
 
         # tissue speckle moves with the tissue (rotation, NURD): gather rows by tissue angle
         rows = (rays.tissue_deg[i] * (self.n_alines / 360.0)).astype(np.intp) % self.n_alines
         speckle = self.bank.tissue(rays.z_mm[i] / self.speckle_mm)[rows]
         tissue *= speckle
-        blood_amp = np.float32(10 ** (self.blood_db / 20) * (1 + 0.15 * np.sin(0.7 * frame)))
-        blood = (_step(r, rc, w) - s_lumen) * blood_amp
-        blood *= self.bank.random_view(self.rng)
-        signal = tissue + blood
+        blood_amp = np.float32(self.a_blood * (1 + 0.15 * np.sin(0.7 * frame)))
+        blood = self.blood_start - s_lumen
+        np.maximum(blood, 0.0, out=blood)
+        blood *= self.bank.random_view(rng)
+        blood *= blood_amp
+        signal = tissue
+        signal += blood
 
-        # two-way attenuation (dB) along each A-line
-        att = self.alpha_blood * np.minimum(r, lumen)
-        att += self.alpha_tissue * np.maximum(r - lumen, 0)
+        # two-way attenuation (dB): blood up to the lumen border, tissue beyond
+        att = r - lumen
+        np.maximum(att, 0.0, out=att)
+        att *= np.float32(self.alpha_tissue - self.alpha_blood)
+        att += self.alpha_blood * r
         extra = rays.plaque_att_db_mm[i]
         if (sub := np.flatnonzero(extra)).size:
             att[sub] += extra[sub, None].astype(np.float32) * np.clip(r - lumen[sub], 0, None)
         bubble = rays.bubble_loss_db[i]
         if (sub := np.flatnonzero(bubble)).size:
-            att[sub] += bubble[sub, None].astype(np.float32) * _step(r, rc, w)[None, :]
+            att[sub] += bubble[sub, None].astype(np.float32) * self.blood_start
 
         # specular echoes (calcium, guidewire, struts) and the transmission loss behind them
         for reflector in rays.reflectors:
@@ -124,12 +144,15 @@ class PolarRenderer:
             pos = reflector.position[i, sub, None].astype(np.float32)
             width = reflector.width[i, sub, None].astype(np.float32)
             x = (r - pos) / width
-            echo = reflector.amplitude[i, sub, None].astype(np.float32) * np.exp(-x * x)
+            behind = _ramp(0.5 * x)  # loss sets in over two widths behind the echo peak
+            echo = np.exp(-x * x)
+            echo *= reflector.amplitude[i, sub, None].astype(np.float32)
             if reflector.granular:
                 echo *= 0.35 + 0.65 * speckle[sub]
             signal[sub] += echo
-            att[sub] += reflector.loss_db[i, sub, None].astype(np.float32) * _step(r, pos + width, 2 * width)
-        signal *= np.exp(-LN10_20 * att)
+            att[sub] += reflector.loss_db[i, sub, None].astype(np.float32) * behind
+        att *= np.float32(-LN10_20)
+        signal *= np.exp(att, out=att)
 
         # reverberation: the pulse bounces catheter <-> calcium, echoes at 2x and 3x its distance
         rev = rays.reverb_amplitude[i]
@@ -144,20 +167,19 @@ class PolarRenderer:
         signal += self.catheter
         sheath = rays.sheath_db[i]
         if (sub := np.flatnonzero(sheath)).size:
-            zone = np.exp(-np.abs(r - (rc + 0.12)) / 0.08)
             gain = np.power(np.float32(10.0), sheath[sub, None].astype(np.float32) / 20) - 1
-            signal[sub] += gain * zone * self.bank.random_view(self.rng)[sub]
+            signal[sub] += gain * self.sheath_zone * self.bank.random_view(rng)[sub]
 
-        noise = self.bank.random_view(self.rng) * np.float32(10 ** (self.noise_db / 20))
-        power = signal * signal
+        noise = self.bank.random_view(rng) * self.noise_amp
+        power = np.multiply(signal, signal, out=signal)
         power += noise * noise
         return self._compress(power)
 
     def _compress(self, power: np.ndarray) -> np.ndarray:
-        """TGC and log compression of echo power to uint8 (before the grey map)."""
-        db = np.log10(power + 1e-12, out=power)
+        """TGC, log compression and the grey map: echo power -> uint8."""
+        power += np.float32(1e-12)
+        db = np.log10(power, out=power)
         db *= np.float32(10.0 * 255.0 / self.dynamic_range)
-        offset = (self.tgc_db_mm * self.r + self.gain_db + self.dynamic_range * 0.6) * (255.0 / self.dynamic_range)
-        db += offset.astype(np.float32)
+        db += self.display_offset
         np.clip(db, 0, 255, out=db)
-        return db.astype(np.uint8)
+        return np.take(self.lut, db.astype(np.uint8))

@@ -163,7 +163,7 @@ class PullbackConfig:
             color=color,
             jpeg=bool(rng.random() < 0.3),
             jpeg_quality=int(rng.integers(75, 96)),
-            calcium_fraction=float(rng.uniform(0.1, 0.75)) if rng.random() > 0.1 else 0.0,
+            calcium_fraction=float(rng.uniform(0.15, 0.8)) if rng.random() > 0.08 else 0.0,
             guidewire=bool(rng.random() < 0.9),
             stent=bool(rng.random() < 0.3),
             side_branches=bool(rng.random() < 0.8),

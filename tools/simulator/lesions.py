@@ -66,19 +66,19 @@ def calcium_from_spec(spec: LesionSpec, rng: np.random.Generator) -> Segment:
             reverberation=(float(spec.reverberation),) * 2,
             nodule=(float(spec.nodule),) * 2,
             nodule_height=(0.45, 0.45),
-            edge_mm=(0.05, 0.05),
+            edge_mm=(0.08, 0.08),
         ),
     )
 
 
 def random_calcium(rng: np.random.Generator, z0: float, length: float) -> Segment:
     """A calcium lesion with random arc, depth, thickness, brightness and extras."""
-    max_arc = float(10.0 + 350.0 * rng.random() ** 1.6)
+    max_arc = float(10.0 + 350.0 * rng.random() ** 2.0)
     superficial = rng.random() < 0.6
     d0 = 0.0 if superficial else rng.uniform(0.25, 0.75)
     d1 = float(np.clip(d0 + rng.normal(0, 0.15), 0.0, 0.8))
     nodule = rng.random() < 0.12 and max_arc < 200
-    edge = rng.uniform(9.0, 21.0)
+    edge = rng.uniform(12.0, 22.0)
     return Segment(
         "calcium", z0, length, max_arc, rng.uniform(0, 360), rng.normal(0, 60),
         sharpness=float(rng.uniform(0.2, 0.9)), wobble=float(rng.uniform(0, 0.25)),
@@ -90,7 +90,7 @@ def random_calcium(rng: np.random.Generator, z0: float, length: float) -> Segmen
             reverberation=(float(rng.random() < 0.3),) * 2,
             nodule=(float(nodule),) * 2,
             nodule_height=(float(rng.uniform(0.3, 0.7)),) * 2,
-            edge_mm=(float(rng.uniform(0.03, 0.08)),) * 2,
+            edge_mm=(float(rng.uniform(0.05, 0.12)),) * 2,
         ),
     )
 

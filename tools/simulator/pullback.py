@@ -61,7 +61,10 @@ class PullbackStream:
 
     def render(self, idx: np.ndarray) -> np.ndarray:
         """Frames `idx` as uint8 (n, H, W) gray or (n, H, W, 3) RGB."""
-        frames = self.scan(self.renderer.render(idx))
+        size = self.config.image_size
+        frames = np.empty((len(idx), size, size), dtype=np.uint8)
+        for i, polar in self.renderer.iter_frames(idx):
+            self.scan.convert(polar, frames[i])
         if self.config.color == "rgb":
             frames = np.repeat(frames[..., None], 3, axis=-1)
         if self.annotator is not None:

@@ -30,27 +30,31 @@ class ScanConverter:
         index = sub * n_depth + np.minimum(depth_index, n_depth - 1)
         self.blank = UPSAMPLE * n_alines * n_depth  # index of an extra zero sample
         self.index = np.where(inside, index, self.blank).ravel().astype(np.intp)
+        self._up = np.zeros(self.blank + 1, dtype=np.uint8)  # upsampled polar + one black sample
         # 2x upsampling: sub-line 2k sits a quarter line before A-line k (3/4 k + 1/4 (k-1)), 2k+1 after
 
     def __call__(self, polar: np.ndarray) -> np.ndarray:
         """uint8 (n, A, D) -> uint8 (n, H, W)."""
-        n, a, d = polar.shape
+        out = np.empty((polar.shape[0], *self.shape), dtype=np.uint8)
+        for k in range(polar.shape[0]):
+            self.convert(polar[k], out[k])
+        return out
+
+    def convert(self, polar: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """One uint8 polar image (A, D) into the uint8 frame `out` (H, W)."""
+        a, d = self.n_alines, self.n_depth
         p = polar.astype(np.uint16)
-        up = np.empty((n, UPSAMPLE * a * d + 1), dtype=np.uint8)
-        up[:, -1] = 0
-        view = up[:, :-1].reshape(n, a, UPSAMPLE, d)
-        acc = p * 3
-        acc += 2
-        before = acc.copy()
-        before[:, 1:] += p[:, :-1]
-        before[:, 0] += p[:, -1]
+        near = p * np.uint16(3)
+        near += np.uint16(2)
+        view = self._up[:-1].reshape(a, UPSAMPLE, d)
+        before = near.copy()
+        before[1:] += p[:-1]
+        before[0] += p[-1]
         before >>= 2
-        view[:, :, 0] = before
-        acc[:, :-1] += p[:, 1:]
-        acc[:, -1] += p[:, 0]
-        acc >>= 2
-        view[:, :, 1] = acc
-        out = np.empty((n, self.index.size), dtype=np.uint8)
-        for k in range(n):
-            np.take(up[k], self.index, out=out[k])
-        return out.reshape(n, *self.shape)
+        view[:, 0] = before
+        near[:-1] += p[1:]
+        near[-1] += p[0]
+        near >>= 2
+        view[:, 1] = near
+        np.take(self._up, self.index, out=out.reshape(-1))
+        return out

@@ -215,15 +215,25 @@ class Scene:
         if lesion.param("reverberation", zi) > 0.5:
             reverb[i] = np.where(closer, 0.12 * amplitude, reverb[i])
 
+    def guidewire_at(self, frame: int) -> tuple[float, float]:
+        """(tissue angle deg, distance of the wire centre from the catheter centre mm) in a frame."""
+        frames = np.array([frame])
+        z = self.z_of(frames)
+        angle = float(self.wire_angle(z)[0]) % 360.0
+        lumen = self.rays(frames, np.array([angle])).borders.lumen[0, 0]
+        return angle, float(self._wire_distance(z, np.array([lumen]))[0])
+
+    def _wire_distance(self, z: np.ndarray, lumen_at_wire: np.ndarray) -> np.ndarray:
+        rc = self.style.catheter_radius_mm
+        room = lumen_at_wire - rc - 2 * WIRE_RADIUS_MM - 0.02
+        return rc + WIRE_RADIUS_MM + np.clip(self.wire_gap(z), 0.02, np.maximum(room, 0.02))
+
     def _guidewire(self, z: np.ndarray, theta: np.ndarray, lumen: np.ndarray) -> Reflector:
         """A round wire just outside the catheter: bright front surface, full shadow behind."""
         angle = self.wire_angle(z)[:, None]
-        rc = self.style.catheter_radius_mm
         offset = np.deg2rad((theta - angle + 180.0) % 360.0 - 180.0)
         k_ray = np.argmin(np.abs(offset), axis=1)
-        room = lumen[np.arange(len(z)), k_ray] - rc - 2 * WIRE_RADIUS_MM - 0.02
-        gap = np.clip(self.wire_gap(z), 0.02, np.maximum(room, 0.02))
-        d = (rc + WIRE_RADIUS_MM + gap)[:, None]
+        d = self._wire_distance(z, lumen[np.arange(len(z)), k_ray])[:, None]
         perp = d * np.sin(offset)
         weight = ndtr((WIRE_RADIUS_MM - np.abs(perp)) / self.style.lateral_beam_mm) * (np.cos(offset) > 0)
         hit = weight > 0.02
