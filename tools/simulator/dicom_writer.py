@@ -50,7 +50,8 @@ class SyntheticPatient:
 
 
 def _uid(*parts: object) -> str:
-    return generate_uid(prefix=None, entropy_srcs=["ivuscal-synth", *map(str, parts)])
+    """A UID under pydicom's root, hashed from the parts: the same parts give the same UID."""
+    return generate_uid(entropy_srcs=["ivuscal-synth", *map(str, parts)])
 
 
 def _chunks(source: SimulatedPullback | PullbackStream, on_chunk: Callable[[int], None] | None,
