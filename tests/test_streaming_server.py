@@ -196,3 +196,19 @@ def test_serve_command_flushes_open_pullbacks_on_sigterm(model: Path, tmp_path: 
     finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
     assert finals == list(range(10))
     assert len(read_journal(next((tmp_path / "j").iterdir())).probability) == 10
+
+
+def test_polar_streams_on_the_model_grid_are_processed_and_others_refused(model: Path, tmp_path: Path) -> None:
+    polar = np.random.default_rng(2).random((6, 32, 64), dtype=np.float32)  # the test model's depth x A-lines
+    with loopback(model, tmp_path) as engine:
+        sender = engine.sender()
+        wrong = p.PullbackStart("P", "bad", "polar", (32, 60), "float32", CALIB)
+        sender.send_multipart(p.encode_start(wrong))
+        sender.send_multipart(p.encode_frame("P", "bad", 0, 0, 0.0, "polar", CALIB, polar[0, :, :60]), copy=False)
+        good = p.PullbackStart("P", "good", "polar", (32, 64), "float32", CALIB, 6)
+        send_pullback(sender, [(0, polar)], good, fps=None, seq0=1)
+        events = engine.wait_for_summaries(1, timeout_s=60)
+    errors = kinds(events, "error", "P")
+    assert len(errors) == 2 and all("polar frames must be 32 x 64" in e["reason"] for e in errors)
+    assert [r["frame"] for r in kinds(events, "result", "P")] == list(range(6))
+    assert kinds(events, "summary", "P")[0]["complete"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from engine.errors import InputError
 from engine.pipeline import CalciumPipeline, PipelineSettings
 from engine.streaming import protocol as p
 from engine.streaming.session import PipelineFactory, StreamSession
@@ -65,7 +66,7 @@ class _Stats:
         self.frames_dropped = 0
         self.rejected = 0
         self.started = time.monotonic()
-        self.recent: deque[float] = deque(maxlen=256)  # completion times of recent frames
+        self.recent: deque[float] = deque(maxlen=4096)  # completion times of recent frames
 
     def fps(self) -> float:
         now = time.monotonic()
@@ -119,8 +120,6 @@ class StreamingServer:
         except zmq.ZMQError as error:
             pull.close()
             pub.close()
-            from engine.errors import InputError  # noqa: PLC0415
-
             raise InputError(f"cannot open sockets ({error})", source=f"{self.config.frames_address} / {self.config.results_address}") from None
         self._pull, self._pub = pull, pub
         self.endpoints = (frames_endpoint, pub.getsockopt_string(zmq.LAST_ENDPOINT))
@@ -233,17 +232,37 @@ class StreamingServer:
                 events = session.start(message, item.received_wall_ns)
             else:
                 events = session.end(message)
-        except p.ProtocolError as error:
+        except InputError as error:
             events = [("error", {"reason": str(error), "received_wall_ns": item.received_wall_ns})]
             log.warning("rejected control message: %s", error)
+        except Exception as error:  # the engine outlives any one stream's failure
+            events = self._fail_stream(message.stream, [item], error)
         self._publish_all(events, stream=message.stream)
+
+    def _fail_stream(self, stream: str, items: list[_Received], error: Exception) -> list[tuple[str, dict[str, Any]]]:
+        """A stream's pullback failed: report it for each message, drop the stream's state, go on."""
+        if isinstance(error, InputError):
+            log.warning("stream %r: %s", stream, error)
+        else:
+            log.exception("stream %r: internal error; its pullback is abandoned", stream)
+        session = self._sessions.pop(stream, None)
+        if session is not None and session.current is not None and session.current.journal is not None:
+            session.current.journal.close()
+        reason = f"{type(error).__name__}: {error}" if not isinstance(error, InputError) else str(error)
+        return [
+            ("error", {"pullback": getattr(i.message, "pullback", None), "frame": getattr(i.message, "frame_index", None), "reason": reason})
+            for i in items
+        ]
 
     def _process_frames(self, run: list[_Received]) -> None:
         if not run:
             return
         stream = run[0].message.stream
         started_ns = time.monotonic_ns()
-        events = self._session(stream).frames([(r.message, r.received_ns, r.received_wall_ns) for r in run], started_ns)
+        try:
+            events = self._session(stream).frames([(r.message, r.received_ns, r.received_wall_ns) for r in run], started_ns)
+        except Exception as error:  # the engine outlives any one stream's failure
+            events = self._fail_stream(stream, run, error)
         now = time.monotonic()
         self.stats.frames_done += len(run)
         self.stats.recent.extend([now] * len(run))
