@@ -132,17 +132,18 @@ def _offline(options, backend, device, threads, pullback, frames, baseline_frame
 @click.option("--backend", "backends", multiple=True, metavar="NAME[:DEVICE]", help="Backends to compare (repeatable) [default: onnxruntime:cpu, torch:cpu, and tensorrt:cuda, torch:cuda on a GPU].")
 @click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, help="Batch sizes (repeatable) [default: 1, 8, 32].")
 @click.option("--frames", type=click.IntRange(min=1), default=64, show_default=True, help="Frames timed per backend and batch size.")
-def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the CPU backends and the eager baseline (default: each one's own).")
+def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None) -> None:
     """Inference runtimes on the same frames, batch 1 and batched, against PyTorch eager."""
-    finish([_runtimes(options, backends, batches, frames)], options)
+    finish([_runtimes(options, backends, batches, frames, threads)], options)
 
 
-def _runtimes(options, backends, batches, frames) -> ScenarioResult:
+def _runtimes(options, backends, batches, frames, threads=None) -> ScenarioResult:
     from bench import runtime_compare  # noqa: PLC0415
 
     model, _ = _setup(options, None)
     pairs = tuple((name, device or None) for name, _, device in (b.partition(":") for b in backends)) or None
-    return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames)
+    return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames, threads)
 
 
 @command.command(name="soak")
@@ -201,11 +202,13 @@ def _stream(options, backend, threads, pullback, frames, rates, max_batch, image
 def all_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, stream_frames: int, image_size: int) -> None:
     """Every scenario with its defaults (the soak excepted: run `ivuscal bench soak`)."""
     from bench import filter_speed  # noqa: PLC0415
+    from bench.headline import headline  # noqa: PLC0415
 
     results = [
         _stream(options, backend, threads, pullback, stream_frames, (), 8, image_size),
         _offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, 32),
-        _runtimes(options, (), (), 64),
+        _runtimes(options, (), (), 64, threads),
         filter_speed.run(),
     ]
-    finish(results, options)
+    summary = headline(results)
+    finish(([summary] if summary else []) + results, options)

@@ -19,10 +19,16 @@ from engine.model.network import CalciumNet
 
 
 class EagerEnsemble:
-    """The members run one after another on one frame (batch 1), in PyTorch eager mode."""
+    """The members run one after another on one frame (batch 1), in PyTorch eager mode.
 
-    def __init__(self, models: list[CalciumNet]) -> None:
+    `threads` sets PyTorch's intra-op threads (process-wide), to match the runtime compared.
+    """
+
+    def __init__(self, models: list[CalciumNet], threads: int | None = None) -> None:
         self.models = [m.eval() for m in models]
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.threads = torch.get_num_threads()
 
     @torch.inference_mode()
     def infer_frame(self, polar: np.ndarray) -> np.ndarray:

@@ -123,10 +123,12 @@ def composed_pass(path: Path, runtime: EnsembleRuntime, frames: int, chunk_frame
     return PassResult("ours (CalciumPipeline)", frames, wall, clock, monitor.usage, summary.calcified_frames)
 
 
-def baseline_pass(path: Path, ensemble: LoadedEnsemble, frames: int, chunk_frames: int, settings: PipelineSettings, quiet: bool) -> PassResult:
+def baseline_pass(
+    path: Path, ensemble: LoadedEnsemble, frames: int, chunk_frames: int, settings: PipelineSettings, quiet: bool, threads: int | None = None
+) -> PassResult:
     """The naive pipeline: per frame polar, eager members one by one, recomputed filter, quantify."""
     clock = StageClock(STAGES)
-    eager = EagerEnsemble(ensemble.models)
+    eager = EagerEnsemble(ensemble.models, threads)
     naive = RecomputingFilter(settings.window_frames, settings.window_alines)
     latencies: list[float] = []
     with open_pullback(path) as pull, ResourceMonitor() as monitor, progress("naive baseline", frames, quiet) as bar:
@@ -155,6 +157,20 @@ def baseline_pass(path: Path, ensemble: LoadedEnsemble, frames: int, chunk_frame
     return PassResult("naive baseline", frames, wall, clock, monitor.usage, tracker.calcified_frames, np.asarray(latencies))
 
 
+def naive_threads() -> int:
+    """PyTorch's intra-op threads, which the eager baseline ran with."""
+    import torch  # noqa: PLC0415
+
+    return torch.get_num_threads()
+
+
+def warm_up(runtime: EnsembleRuntime, batch: int, calls: int = 2) -> None:
+    """A few untimed inferences, so that thread pools, arenas and kernels are ready before timing."""
+    polar = np.zeros((batch, runtime.spec.n_depth, runtime.spec.n_alines), np.float32)
+    for _ in range(calls):
+        runtime.infer(polar)
+
+
 def _quantify(final: list, tracker: LesionTracker) -> None:
     for index, row in final:
         calcium = to_numpy(row)
@@ -180,9 +196,11 @@ def run(
         image = f"{pull.info.rows}x{pull.info.cols}"
     frames = min(frames or available, available)
     baseline_frames = min(baseline_frames, frames)
+    warm_up(runtime, chunk_frames)
     staged = staged_pass(path, runtime, frames, chunk_frames, settings, quiet)
     composed = composed_pass(path, runtime, frames, chunk_frames, settings, quiet)
-    naive = baseline_pass(path, ensemble, baseline_frames, chunk_frames, settings, quiet)
+    cpu_threads = runtime.describe().get("threads") if runtime.xp is np else None
+    naive = baseline_pass(path, ensemble, baseline_frames, chunk_frames, settings, quiet, cpu_threads)
     result = ScenarioResult(
         "offline",
         "Offline pipeline vs naive baseline",
@@ -195,6 +213,7 @@ def run(
             "runtime": runtime_label(runtime),
             "model": model_description,
             "window": f"{settings.window_alines}x{settings.window_frames}",
+            "baseline_torch_threads": naive_threads(),
         },
     )
     for p in (staged, composed, naive):

@@ -65,14 +65,20 @@ def run(
     backends: tuple[tuple[str, str | None], ...] | None = None,
     batches: tuple[int, ...] = (1, 8, 32),
     frames: int = 64,
+    threads: int | None = None,
 ) -> ScenarioResult:
-    """Per backend and batch size: call latency, per-frame latency and frames/s; ratios to eager."""
+    """Per backend and batch size: call latency, per-frame latency and frames/s; ratios to eager.
+
+    `threads` (CPU threads of every CPU backend and of the eager baseline) defaults to each
+    backend's own default.
+    """
     backends = backends or default_backends()
     data = polar_frames(max(max(batches), 1), ensemble.spec)
     result = ScenarioResult(
         NAME, TITLE, settings={"batches": list(batches), "frames_per_case": frames, "model": model_description}
     )
-    eager = EagerEnsemble(ensemble.models)
+    eager = EagerEnsemble(ensemble.models, threads)
+    result.settings["eager torch threads"] = eager.threads
     eager_s = time_calls(lambda: eager.infer_frame(data[0]), max(frames // 4, 3), lambda: None)
     eager_stats = latency_summary(eager_s)
     eager_fps = 1e3 / eager_stats["mean"]
@@ -82,7 +88,8 @@ def run(
     for backend, device in backends:
         label = f"{backend} ({device})" if device else backend
         try:
-            runtime = create_runtime(backend, model=ensemble, device=device)
+            cpu = device in (None, "cpu") and backend != "tensorrt"
+            runtime = create_runtime(backend, model=ensemble, device=device, threads=threads if cpu else None)
         except BackendUnavailableError as error:
             result.notes.append(f"{label}: not run here: {error}")
             continue

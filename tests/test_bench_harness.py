@@ -88,3 +88,27 @@ def test_markdown_table_keeps_column_order():
     assert lines[0] == "| a | b |"
     assert lines[2] == "| 1.23 | x |"
     assert lines[3] == "| 1500 | y |"
+
+
+def test_headline_turns_scenarios_into_advantages():
+    from bench.headline import headline
+
+    offline = ScenarioResult("offline", "o", summary={
+        "ours (CalciumPipeline)": {"frames_per_s": 40.0},
+        "naive baseline": {"frames_per_s": 4.0},
+        "naive per-frame latency ms": {"p50": 200.0},
+    })
+    stream = ScenarioResult("stream", "s", summary={
+        "30 fps": {"engine_latency_ms": {"p50": 20.0}, "sustained_frames_per_s": 29.9},
+        "60 fps": {"engine_latency_ms": {"p50": 400.0}, "sustained_frames_per_s": 35.0},
+        "max": {"engine_latency_ms": {"p50": 500.0}, "sustained_frames_per_s": 36.0},
+    })
+    result = headline([offline, stream, ScenarioResult("filter", "f", skipped="no GPU")])
+    figures = {row["figure"]: row["ours / baseline advantage"] for row in result.rows}
+    assert figures["offline pipeline, frames/s (higher is better)"] == pytest.approx(10.0)
+    (at30,) = [f for f in figures if "30 fps" in f]
+    (at60,) = [f for f in figures if "60 fps" in f]
+    assert "kept up" in at30 and figures[at30] == pytest.approx(10.0)
+    assert "fell behind" in at60 and figures[at60] == pytest.approx(0.5)
+    assert not any("max" in f for f in figures)
+    assert headline([ScenarioResult("filter", "f", skipped="no GPU")]) is None
