@@ -10,7 +10,6 @@ A frame of a new pullback id ends the current pullback and starts the new one.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,6 @@ from engine.quantify import total_arc_deg
 from engine.streaming import protocol as p
 from engine.streaming.journal import JournalWriter, journal_path
 
-log = logging.getLogger(__name__)
 
 PipelineFactory = Callable[[], CalciumPipeline]
 Event = tuple[str, dict[str, Any]]
@@ -92,8 +90,7 @@ class StreamSession:
     # ------------------------------------------------------------------ control
 
     def start(self, start: p.PullbackStart, received_wall_ns: int) -> list[Event]:
-        """Begin a pullback (ending the current one first, if any)."""
-        events = self.close(reason=f"superseded by pullback {start.pullback!r}") if self.current else []
+        """Begin a pullback (ending the current one, if any, once the new one is known to be valid)."""
         pipeline = self.pipeline_factory()
         spec = pipeline.runtime.spec
         if start.layout == "polar" and start.shape != (spec.n_depth, spec.n_alines):
@@ -105,6 +102,7 @@ class StreamSession:
             pipeline.begin(start.calibration, start.shape if start.layout == "cartesian" else None)
         except InputError as error:
             raise p.ProtocolError(f"cannot start pullback {start.pullback!r}: {error}", source=f"stream {self.stream!r}") from None
+        events = self.close(reason=f"superseded by pullback {start.pullback!r}") if self.current else []
         journal = None
         if self.journal_dir is not None:
             meta = {
