@@ -29,6 +29,7 @@ from bench.monitor import ResourceMonitor, ResourceUsage
 from bench.result import ScenarioResult
 from bench.stats import latency_summary, rate
 from engine.errors import InternalError
+from engine.streaming.latency import stage_ms
 from engine.streaming.subscriber import subscribe
 from tools.replay import replay_file
 
@@ -140,11 +141,17 @@ class RateRun:
     events: PullbackEvents
     usage: ResourceUsage
 
-    def engine_latency_s(self) -> np.ndarray:
-        return np.array([(b["t"]["published_ns"] - b["t"]["received_ns"]) * 1e-9 for _, b in self.events.results])
+    skip: int = 0  # first results left out of the latency figures (process warm-up)
+
+    def _measured(self) -> list[tuple[int, dict]]:
+        return self.events.results[self.skip :]
+
+    def engine_latency_s(self, since: str = "received_ns", until: str = "published_ns") -> np.ndarray:
+        """Seconds between two engine stamps of each measured result (engine.streaming.latency)."""
+        return stage_ms([body for _, body in self._measured()], since, until) / 1e3
 
     def source_latency_s(self) -> np.ndarray:
-        return np.array([recv * 1e-9 - b["t_acq"] for recv, b in self.events.results])
+        return np.array([recv * 1e-9 - b["t_acq"] for recv, b in self._measured()])
 
     def sustained_fps(self) -> float:
         """Results per second from the first frame sent to the last result received."""
@@ -155,7 +162,9 @@ class RateRun:
         return rate(len(self.events.results), last_received - first_sent)
 
 
-def replay_at(serve: ServeProcess, collector: Collector, path: Path, fps: float | None, n_frames: int, context: zmq.Context) -> RateRun:
+def replay_at(
+    serve: ServeProcess, collector: Collector, path: Path, fps: float | None, n_frames: int, context: zmq.Context, skip: int = 0
+) -> RateRun:
     """Replay `path` at `fps` (None: max) and wait for the pullback's summary."""
     label = "max" if fps is None else f"{fps:g} fps"
     pullback = f"bench-{uuid.uuid4().hex[:10]}"
@@ -164,7 +173,7 @@ def replay_at(serve: ServeProcess, collector: Collector, path: Path, fps: float 
         sent = replay_file(path, serve.frames_address, fps, stream="bench", pullback=pullback, context=context)
         send_s = time.perf_counter() - t0
         events = collector.wait_summary(pullback, timeout_s=120 + 2 * n_frames / (fps or 30))
-    return RateRun(label, sent, send_s, events, monitor.usage)
+    return RateRun(label, sent, send_s, events, monitor.usage, skip)
 
 
 def run(
@@ -175,9 +184,14 @@ def run(
     rates: tuple[float | None, ...] = RATES,
     max_batch: int = 8,
     threads: int | None = None,
+    warmup_frames: int = 10,
     startup_timeout_s: float = 300.0,
 ) -> ScenarioResult:
-    """Start the engine, replay `path` once per rate, and summarise each run."""
+    """Start the engine, replay `path` once per rate, and summarise each run.
+
+    The first `warmup_frames` results of the first run (the engine process's first inferences)
+    are left out of its latency figures; every other run counts every result.
+    """
     from engine.dicom import open_pullback  # noqa: PLC0415
 
     with open_pullback(path) as pull:
@@ -196,8 +210,8 @@ def run(
                 serve.check_alive()
                 if time.monotonic() > deadline:
                     raise InternalError(f"ivuscal serve sent no heartbeat within {startup_timeout_s:.0f} s")
-            for fps in rates:
-                runs.append(replay_at(serve, collector, path, fps, n_frames, context))
+            for i, fps in enumerate(rates):
+                runs.append(replay_at(serve, collector, path, fps, n_frames, context, warmup_frames if i == 0 else 0))
         finally:
             serve.stop()
             stop.set()
@@ -213,6 +227,8 @@ def run(
     )
     for r in runs:
         engine, source = latency_summary(r.engine_latency_s()), latency_summary(r.source_latency_s())
+        queueing = latency_summary(r.engine_latency_s("received_ns", "started_ns"))
+        compute = latency_summary(r.engine_latency_s("started_ns", "inferred_ns"))
         answered = len(r.events.results)
         lost = r.sent - answered - r.events.drops
         result.rows.append(
@@ -225,6 +241,8 @@ def run(
                 "engine p99 ms": engine["p99"],
                 "engine p99.9 ms": engine["p99_9"],
                 "engine max ms": engine["max"],
+                "queueing p50 ms": queueing["p50"],
+                "compute p50 ms": compute["p50"],
                 "source-to-result p50 ms": source["p50"],
                 "source-to-result p90 ms": source["p90"],
                 "source-to-result p99 ms": source["p99"],
@@ -241,7 +259,10 @@ def run(
             "drop_notices": r.events.drops,
             "unanswered": max(lost, 0),
             "gap_filled_frames": r.events.gaps,
+            "latency_warmup_results_skipped": r.skip,
             "engine_latency_ms": engine,
+            "queueing_ms": queueing,
+            "compute_ms": compute,
             "source_to_result_latency_ms": source,
             "sustained_frames_per_s": r.sustained_fps(),
             "server": r.usage.to_dict(),
@@ -251,6 +272,9 @@ def run(
         "Engine latency: the engine's published_ns - received_ns of each result (queueing, micro-batching, "
         "inference, filter, quantify). Source-to-result adds the sender's encode and send, ZeroMQ transport both ways "
         "and the subscriber's decode; sender, engine and subscriber share the machine's cores.",
+        "Queueing: received -> the worker took the batch; compute: polar, ensemble, filter, arcs of the batch "
+        f"(engine.streaming.latency, shared with bench/stream_latency.py). The first {warmup_frames} results of the first "
+        "run (the process's first inferences) are left out of the figures.",
         "Dropped: the engine's drop notices (queue full) plus frames sent but never answered. "
         "Sustained frames/s: results over the time from the first frame sent to the last result received.",
     ]
