@@ -148,7 +148,7 @@ class PolarRenderer:
             echo = np.exp(-x * x)
             echo *= reflector.amplitude[i, sub, None].astype(np.float32)
             if reflector.granular:
-                echo *= 0.35 + 0.65 * speckle[sub]
+                echo *= 0.6 + 0.4 * speckle[sub]
             signal[sub] += echo
             att[sub] += reflector.loss_db[i, sub, None].astype(np.float32) * behind
         att *= np.float32(-LN10_20)

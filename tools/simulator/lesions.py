@@ -62,11 +62,11 @@ def calcium_from_spec(spec: LesionSpec, rng: np.random.Generator) -> Segment:
         params=dict(
             depth=(spec.depth_fraction, spec.depth_fraction),
             thickness=(spec.thickness_mm, spec.thickness_mm),
-            edge_db=(float(rng.uniform(14, 20)),) * 2,
+            edge_db=(float(rng.uniform(18, 24)),) * 2,
             reverberation=(float(spec.reverberation),) * 2,
             nodule=(float(spec.nodule),) * 2,
             nodule_height=(0.45, 0.45),
-            edge_mm=(0.08, 0.08),
+            edge_mm=(0.1, 0.1),
         ),
     )
 
@@ -78,7 +78,7 @@ def random_calcium(rng: np.random.Generator, z0: float, length: float) -> Segmen
     d0 = 0.0 if superficial else rng.uniform(0.25, 0.75)
     d1 = float(np.clip(d0 + rng.normal(0, 0.15), 0.0, 0.8))
     nodule = rng.random() < 0.12 and max_arc < 200
-    edge = rng.uniform(12.0, 22.0)
+    edge = rng.uniform(15.0, 25.0)
     return Segment(
         "calcium", z0, length, max_arc, rng.uniform(0, 360), rng.normal(0, 60),
         sharpness=float(rng.uniform(0.2, 0.9)), wobble=float(rng.uniform(0, 0.25)),
@@ -90,7 +90,7 @@ def random_calcium(rng: np.random.Generator, z0: float, length: float) -> Segmen
             reverberation=(float(rng.random() < 0.3),) * 2,
             nodule=(float(nodule),) * 2,
             nodule_height=(float(rng.uniform(0.3, 0.7)),) * 2,
-            edge_mm=(float(rng.uniform(0.05, 0.12)),) * 2,
+            edge_mm=(float(rng.uniform(0.06, 0.15)),) * 2,
         ),
     )
 
@@ -147,7 +147,8 @@ def place_confounders(config: PullbackConfig, rng: np.random.Generator, length_m
             out.append(Segment("stent", z0, length, 360.0, 0.0, sharpness=0.02,
                                params=dict(n_struts=(float(rng.integers(7, 13)),) * 2,
                                            helix_deg_mm=(rng.uniform(-40, 40),) * 2,
-                                           cell_mm=(rng.uniform(1.0, 2.5),) * 2)))
+                                           cell_mm=(rng.uniform(1.0, 2.5),) * 2,
+                                           radius_mm=(rng.uniform(1.3, 1.75),) * 2)))
     if config.catheter_artefacts:
         for z0, length in spans(max(1, rng.poisson(0.15 * per_cm)), 0.5, 5.0):
             out.append(Segment("bubble", z0, length, rng.uniform(25, 120), rng.uniform(0, 360), rng.normal(0, 20),

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from tools.simulator import circular
-from tools.simulator.anatomy import Borders, SmoothProcess, Vessel
+from tools.simulator.anatomy import Borders, SmoothProcess, Vessel, ray_circle_distance
 from tools.simulator.config import PullbackConfig
 from tools.simulator.lesions import Segment, place_calcium, place_confounders
 from tools.simulator.motion import FrameMotion, Motion
@@ -116,7 +116,6 @@ class Scene:
         shape = theta.shape
         zeros = lambda: np.zeros(shape)  # noqa: E731
         att, bubble, sheath = zeros(), zeros(), zeros()
-        lumen_truth = borders.lumen.copy()
         calcium = np.zeros(shape, dtype=bool)
         ca = Reflector(np.full(shape, np.inf), zeros(), zeros(), np.full(shape, 0.05), granular=True)
         reverb = zeros()
@@ -133,10 +132,10 @@ class Scene:
             for start, extent, index in self.tissue_arcs(int(frames[i])):
                 lesion = self.calcium[index]
                 mask = circular.contains([(start, extent)], th)
-                self._apply_calcium(lesion, index, (start, extent), zi, i, th, mask, borders, lumen_truth, ca, reverb)
+                self._apply_calcium(lesion, index, (start, extent), zi, i, th, mask, borders, ca, reverb)
                 calcium[i] |= mask
 
-        vessel_truth = borders.vessel.copy()
+        lumen_truth, vessel_truth = borders.lumen.copy(), borders.vessel.copy()
         borders.lumen += BRANCH_PUSH_MM * branch_w
         borders.vessel += BRANCH_PUSH_MM * branch_w
         reflectors = [ca, strut]
@@ -159,6 +158,7 @@ class Scene:
             borders.lumen[i] -= w * np.minimum(0.3, 0.5 * (borders.lumen[i] - self.style.catheter_radius_mm - 0.3))
         elif kind == "fibrous":
             borders.plaque_db[i] += w * (seg.param("echo_db", zi) - borders.plaque_db[i])
+            borders.lumen[i] -= w * np.minimum(0.35, 0.5 * (borders.lumen[i] - self.style.catheter_radius_mm - 0.3))
         elif kind == "branch":
             branch_w[i] = np.maximum(branch_w[i], w)
         elif kind == "bubble":
@@ -167,6 +167,11 @@ class Scene:
             sheath[i] += w * seg.param("echo_db", zi)
 
     def _struts(self, seg: Segment, zi, i, th, borders: Borders, strut: Reflector) -> None:
+        """A deployed stent: the lumen is held open to a round shape, struts sit on its surface."""
+        rc = self.style.catheter_radius_mm
+        held = ray_circle_distance(0.25 * np.cos(zi), 0.25 * np.sin(zi), seg.param("radius_mm", zi), th)
+        borders.lumen[i] = np.maximum(borders.lumen[i], np.maximum(held, rc + 0.6))
+        borders.vessel[i] = np.maximum(borders.vessel[i], borders.lumen[i] + borders.media[i] + 0.15)
         n = int(seg.param("n_struts", zi))
         helix = seg.param("helix_deg_mm", zi) * zi
         cell = seg.param("cell_mm", zi)
@@ -180,11 +185,11 @@ class Scene:
             weight = ndtr((STRUT_HALF_WIDTH_MM - np.abs(perp)) / self.style.lateral_beam_mm)
             hit = weight > 0.02
             strut.position[i, hit] = r - 0.02
-            strut.amplitude[i, hit] = weight[hit] * 10 ** (16 / 20)
-            strut.loss_db[i, hit] = weight[hit] * 30.0
+            strut.amplitude[i, hit] = weight[hit] * 10 ** (18 / 20)
+            strut.loss_db[i, hit] = weight[hit] * 16.0
 
     def _apply_calcium(self, lesion: Segment, index: int, arc, zi, i, th, mask, borders: Borders,
-                       lumen_truth, ca: Reflector, reverb) -> None:
+                       ca: Reflector, reverb) -> None:
         if lesion.param("nodule", zi) > 0.5:
             start, extent = arc
             into = ((th - start) % 360.0) / max(extent, 1e-6)
@@ -192,7 +197,6 @@ class Scene:
             room = np.maximum(borders.lumen[i] - self.style.catheter_radius_mm - 0.2, 0.0)
             protrusion = np.minimum(lesion.param("nodule_height", zi) * bump, room)
             borders.lumen[i] -= protrusion
-            lumen_truth[i] -= protrusion
             depth = 0.0
         else:
             depth = lesion.param("depth", zi)
