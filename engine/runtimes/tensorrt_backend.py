@@ -101,6 +101,8 @@ class TensorRTEnsemble(EnsembleRuntime):
             raise InternalError(f"TensorRT cannot parse {onnx_path}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+        if self.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+            config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32, not TF32 tensor cores
         profile = builder.create_optimization_profile()
         frame = (self.spec.n_depth, self.spec.n_alines)
         profile.set_shape(INPUT_NAME, (1, *frame), (opt_batch, *frame), (self.max_batch, *frame))

@@ -2,8 +2,9 @@
 
 On the CPU it runs eagerly in float32 (NumPy in, NumPy out). On CUDA it takes and returns CuPy
 arrays, exchanged with torch through DLPack without copies, runs on CuPy's current stream, under
-float16 or bfloat16 autocast (members only: sigmoid, mean and spread stay float32), and replays a
-CUDA graph captured once per batch size, so a frame costs one graph launch.
+float16 or bfloat16 autocast (members only: sigmoid, mean and spread stay float32) or in true
+float32 (TF32 convolutions off), and replays a CUDA graph captured once per batch size, so a
+batch costs one graph launch.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ class TorchEnsemble(EnsembleRuntime):
         amp = AMP_DTYPES[self.precision]
         # cache_enabled=False: autocast's weight-cast cache must not outlive a CUDA graph capture
         autocast = torch.autocast(self.device.type, dtype=amp, cache_enabled=False) if amp else nullcontext()
-        with torch.inference_mode(), autocast:
+        # fp32 means fp32: no TF32 convolutions (cuDNN's default on Ampere and later)
+        exact = torch.backends.cudnn.flags(enabled=True, allow_tf32=False) if amp is None else nullcontext()
+        with torch.inference_mode(), autocast, exact:
             probability, spread = self._module(polar)
         return probability.float(), spread.float()
 

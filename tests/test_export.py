@@ -1,0 +1,121 @@
+"""The fused ONNX export: a valid graph with a dynamic batch that reproduces the PyTorch ensemble,
+recorded in the model card, and found again by the runtimes without a second export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from engine.cli import main
+from engine.errors import InputError
+from engine.model.weights import LoadedEnsemble, card_path_for, ensemble_probabilities, file_sha256, load_ensemble
+from engine.runtimes import cache, create_runtime
+from engine.runtimes.onnx_export import OPSET, export_onnx, read_metadata
+from engine.runtimes.synthetic import random_ensemble
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache folder and one random ensemble per test session (shared with test_runtimes*.py)."""
+    base = tmp_path_factory.getbasetemp() / "runtimes-shared"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IVUSCAL_CACHE", str(base / "cache"))
+        yield base
+
+
+@pytest.fixture(scope="module")
+def ensemble(model_cache: Path) -> LoadedEnsemble:
+    path = model_cache / "model" / "ensemble.safetensors"
+    return load_ensemble(path) if path.is_file() else random_ensemble(path, n_members=5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def exported(ensemble: LoadedEnsemble, model_cache: Path) -> Path:
+    """The graph written by `ivuscal export` beside the weights (the one export of this module)."""
+    out = ensemble.path.with_suffix(".onnx")
+    assert main(["export", "--model", str(ensemble.path), "--out", str(out)]) == 0
+    return out
+
+
+def _polar(batch: int, seed: int) -> np.ndarray:
+    """Random frames plus a bright band (calcium-like); the random ensemble votes both ways on them."""
+    rng = np.random.default_rng(seed)
+    polar = rng.random((batch, 128, 360), dtype=np.float32)
+    start = int(rng.integers(0, 300))
+    polar[:, 40:52, start : start + 60] = 0.95
+    return polar
+
+
+def test_export_command_records_the_graph_in_the_card(ensemble: LoadedEnsemble, exported: Path) -> None:
+    card = json.loads(card_path_for(ensemble.path).read_text())
+    assert card["onnx"] == {"file": exported.name, "sha256": file_sha256(exported), "opset": OPSET, "precision": "fp32"}
+    assert load_ensemble(ensemble.path).sha256 == ensemble.sha256  # the card still vouches for the weights
+
+
+def test_graph_is_valid_with_a_dynamic_batch(ensemble: LoadedEnsemble, exported: Path) -> None:
+    model = onnx.load(str(exported))
+    onnx.checker.check_model(model, full_check=True)
+    (polar,) = model.graph.input
+    dims = polar.type.tensor_type.shape.dim
+    assert polar.name == "polar" and polar.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [128, 360]
+    assert [o.name for o in model.graph.output] == ["probability", "spread"]
+    assert read_metadata(exported)["ivuscal.weights_sha256"] == ensemble.sha256
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_graph_reproduces_the_pytorch_ensemble(ensemble: LoadedEnsemble, exported: Path, batch: int) -> None:
+    import onnxruntime as ort
+
+    polar = _polar(batch, seed=batch)
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    probability, spread = session.run(None, {"polar": polar})
+    ref_prob, ref_spread = (t.numpy() for t in ensemble_probabilities(ensemble.models, torch.from_numpy(polar)))
+    assert probability.shape == spread.shape == (batch, 360)
+    assert np.abs(probability - ref_prob).max() <= 1e-4
+    assert np.abs(spread - ref_spread).max() <= 1e-4
+    differ = (probability > 0.5) != (ref_prob > 0.5)
+    assert not np.any(differ & (np.abs(ref_prob - 0.5) > 1e-3))
+    assert 0 < (ref_prob > 0.5).mean() < 1  # the check saw both votes
+
+
+def test_runtime_uses_the_graph_named_in_the_card(ensemble: LoadedEnsemble, exported: Path, model_cache: Path) -> None:
+    runtime = create_runtime("onnxruntime", ensemble.path)
+    assert runtime.onnx_path == exported
+
+
+def test_a_changed_card_graph_is_not_used(ensemble: LoadedEnsemble, exported: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for source in (ensemble.path, card_path_for(ensemble.path)):
+        shutil.copy(source, tmp_path / source.name)
+    (tmp_path / exported.name).write_bytes(exported.read_bytes()[:-10])  # truncated: hash differs
+    copy = load_ensemble(tmp_path / ensemble.path.name)
+    monkeypatch.setenv("IVUSCAL_CACHE", str(tmp_path / "cache"))
+    fresh = tmp_path / "cache" / "onnx" / "fresh.onnx"
+
+    def export_into_cache(ens: LoadedEnsemble, out: Path, precision: str) -> object:
+        shutil.copy(exported, out)
+        return type("Export", (), {"path": out})
+
+    monkeypatch.setattr(cache, "export_onnx", export_into_cache)
+    path = cache.onnx_for(copy)
+    assert path != tmp_path / exported.name and path.parent == fresh.parent and path.is_file()
+    assert cache.onnx_for(copy) == path  # second call: a cache hit, same file
+
+
+def test_unknown_precision_is_an_input_error(ensemble: LoadedEnsemble, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="precision"):
+        export_onnx(ensemble, tmp_path / "x.onnx", precision="int8")
+
+
+def test_export_command_reports_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "none.safetensors"
+    assert main(["export", "--model", str(missing), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert str(missing) in capsys.readouterr().err
