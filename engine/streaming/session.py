@@ -86,11 +86,14 @@ class StreamSession:
         self.send_rows = send_rows
         self.expected_seq: int | None = None
         self.current: _Pullback | None = None
+        self.ended: str | None = None  # the last pullback that ended, whose late frames are refused
 
     # ------------------------------------------------------------------ control
 
     def start(self, start: p.PullbackStart, received_wall_ns: int) -> list[Event]:
         """Begin a pullback (ending the current one, if any, once the new one is known to be valid)."""
+        if self.current is not None and self.current.start.pullback == start.pullback:
+            raise p.ProtocolError(f"pullback {start.pullback!r} is already in progress", source=f"stream {self.stream!r}")
         pipeline = self.pipeline_factory()
         spec = pipeline.runtime.spec
         if start.layout == "polar" and start.shape != (spec.n_depth, spec.n_alines):
@@ -147,6 +150,7 @@ class StreamSession:
         pullback, self.current = self.current, None
         if pullback is None:
             return []
+        self.ended = pullback.start.pullback
         if pullback.next_frame == 0:
             if pullback.journal:
                 pullback.journal.end({"n_frames": 0, "interrupted": reason})
@@ -202,6 +206,8 @@ class StreamSession:
     def _admit(self, message: p.FrameMessage, events: list[Event]) -> str | None:
         """Why this frame cannot be processed, or None; starts a pullback implied by a new id."""
         current = self.current
+        if current is None and message.pullback == self.ended:
+            return f"pullback {message.pullback!r} has already ended"
         if current is None or current.start.pullback != message.pullback:
             try:
                 events.extend(self.start(message.start, time.time_ns()))
@@ -212,6 +218,8 @@ class StreamSession:
         start = current.start
         if (message.layout, message.start.shape, str(message.pixels.dtype)) != (start.layout, start.shape, start.dtype):
             return f"frame is {message.layout} {list(message.pixels.shape)} {message.pixels.dtype}, the pullback is {start.layout} {list(start.shape)} {start.dtype}"
+        if message.calibration != start.calibration:
+            return "frame calibration differs from the pullback's (start a new pullback to change it)"
         if message.frame_index < current.next_frame:
             return f"frame {message.frame_index} is out of order (next expected {current.next_frame})"
         return None
