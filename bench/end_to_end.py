@@ -144,7 +144,8 @@ class RateRun:
     skip: int = 0  # first results left out of the latency figures (process warm-up)
 
     def _measured(self) -> list[tuple[int, dict]]:
-        return self.events.results[self.skip :]
+        results = self.events.results
+        return results[self.skip :] if len(results) > self.skip else results
 
     def engine_latency_s(self, since: str = "received_ns", until: str = "published_ns") -> np.ndarray:
         """Seconds between two engine stamps of each measured result (engine.streaming.latency)."""

@@ -1,8 +1,9 @@
 """The ensemble a benchmark runs: the given weights, the trained default, or a random stand-in.
 
 Speed does not depend on the values of the weights, so before the trained default exists the
-benchmark runs a randomly initialised five-member ensemble of the same architecture, cached as
-safetensors, and says so in its results.
+benchmark runs a randomly initialised five-member ensemble of the same architecture
+(`engine.runtimes.synthetic.random_ensemble`, outputs spread over (0, 1) so that the filter and
+the arcs have work to do), cached as safetensors, and says so in its results.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from engine.model.network import CalciumNet
-from engine.model.spec import InputSpec
-from engine.model.weights import DEFAULT_WEIGHTS, LoadedEnsemble, load_ensemble, save_ensemble
+from engine.model.weights import DEFAULT_WEIGHTS, LoadedEnsemble, load_ensemble
+from engine.runtimes.synthetic import random_ensemble
 
 RANDOM_NAME = "random-ensemble.safetensors"
 N_MEMBERS = 5
@@ -39,16 +37,6 @@ def bench_model(cache_dir: Path, weights: Path | None = None) -> BenchModel:
         return BenchModel(ensemble, DEFAULT_WEIGHTS, f"trained default {ensemble.model_id}")
     path = Path(cache_dir) / RANDOM_NAME
     if not path.is_file():
-        write_random_ensemble(path)
+        random_ensemble(path, n_members=N_MEMBERS)
     ensemble = load_ensemble(path)
     return BenchModel(ensemble, path, f"randomly initialised {len(ensemble.models)}-member ensemble (trained default absent)")
-
-
-def write_random_ensemble(
-    path: Path, n_members: int = N_MEMBERS, seed: int = 0, spec: InputSpec | None = None
-) -> LoadedEnsemble:
-    """Save `n_members` freshly initialised CalciumNets (eval mode) for `spec` (default: InputSpec())."""
-    torch.manual_seed(seed)
-    models = [CalciumNet().eval() for _ in range(n_members)]
-    card = {"name": "bench-random", "note": "random initialisation, for speed measurements only"}
-    return save_ensemble(path, models, spec or InputSpec(), card=card)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from bench import runtime_compare, soak, validate
-from bench.model import write_random_ensemble
 from engine.cli import main
 from engine.model.spec import InputSpec
 from engine.runtimes import create_runtime
+from engine.runtimes.synthetic import random_ensemble
 from tests.dicom_factory import ivus_frames, write_pullback
 
 TINY_SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.04)
@@ -27,7 +27,7 @@ TINY_SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.04)
 def tiny(tmp_path_factory):
     """(weights path, loaded ensemble, pullback path) shared by the tests of this module."""
     folder = tmp_path_factory.mktemp("bench")
-    ensemble = write_random_ensemble(folder / "tiny.safetensors", n_members=2, spec=TINY_SPEC)
+    ensemble = random_ensemble(folder / "tiny.safetensors", n_members=2, spec=TINY_SPEC)
     pullback = write_pullback(folder / "tiny.dcm", ivus_frames(24, 64, 64), pixel_spacing_mm=0.04)
     return ensemble.path, ensemble, pullback
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 from bench import validate
-from bench.model import write_random_ensemble
 from engine.cli import main
 from engine.model.spec import InputSpec
+from engine.runtimes.synthetic import random_ensemble
 from tests.dicom_factory import ivus_frames, write_pullback
 
 
 def test_stream_command_reports_latency_per_rate(tmp_path):
-    weights = write_random_ensemble(tmp_path / "tiny.safetensors", n_members=2, spec=InputSpec(64, 32, 0.04)).path
+    weights = random_ensemble(tmp_path / "tiny.safetensors", n_members=2, spec=InputSpec(64, 32, 0.04)).path
     pullback = write_pullback(tmp_path / "tiny.dcm", ivus_frames(20, 64, 64), pixel_spacing_mm=0.04)
     out = tmp_path / "stream"
     argv = ["bench", "stream", "--pullback", str(pullback), "--weights", str(weights), "--backend", "torch",
