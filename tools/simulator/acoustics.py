@@ -52,9 +52,7 @@ class PolarRenderer:
         self.dynamic_range = rng.uniform(48, 62)
         self.gain_db = rng.uniform(-6, 2)
         self.tgc_db_mm = self.alpha_tissue * rng.uniform(0.5, 0.9)
-        self.gamma = rng.uniform(0.8, 1.3)
         self.speckle_mm = rng.uniform(0.15, 0.4)  # pullback distance over which tissue speckle decorrelates
-        self.lut = np.clip(255.0 * (np.arange(256) / 255.0) ** self.gamma, 0, 255).astype(np.uint8)
         self.catheter = self._catheter_image(rng)
         # constants of the per-frame hot path
         self.a_blood = 10 ** (self.blood_db / 20)
@@ -176,10 +174,10 @@ class PolarRenderer:
         return self._compress(power)
 
     def _compress(self, power: np.ndarray) -> np.ndarray:
-        """TGC, log compression and the grey map: echo power -> uint8."""
+        """TGC and log compression: echo power -> uint8 (dynamic range and gain vary per pullback)."""
         power += np.float32(1e-12)
         db = np.log10(power, out=power)
         db *= np.float32(10.0 * 255.0 / self.dynamic_range)
         db += self.display_offset
         np.clip(db, 0, 255, out=db)
-        return np.take(self.lut, db.astype(np.uint8))
+        return db.astype(np.uint8)

@@ -26,9 +26,11 @@ MIXED = "mixed"
 @click.option("--label-noise/--exact-labels", default=False, show_default=True,
               help="Labels with weak-expert noise (exact arcs are kept beside them).")
 @click.option("--image-size", type=int, default=512, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes generating pullbacks in parallel (the files do not depend on it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(out_dir: str, patients: int, seed: int, frames: int | None, device: str, fps: str,
-            pullback_rate: str, color: str, fmt: str, label_noise: bool, image_size: int, quiet: bool) -> None:
+            pullback_rate: str, color: str, fmt: str, label_noise: bool, image_size: int, workers: int, quiet: bool) -> None:
     """Generate a synthetic IVUS cohort as DICOM with exact per-angle calcium truth."""
     fixed: dict = {"label_noise": label_noise, "image_size": image_size}
     if device != MIXED:
@@ -41,5 +43,5 @@ def command(out_dir: str, patients: int, seed: int, frames: int | None, device: 
         fixed["color"] = color
     if fmt != MIXED:
         fixed["jpeg"] = fmt == "jpeg"
-    manifest = generate_cohort(out_dir, patients, seed, n_frames=frames, quiet=quiet, **fixed)
+    manifest = generate_cohort(out_dir, patients, seed, n_frames=frames, quiet=quiet, workers=workers, **fixed)
     click.echo(f"wrote {manifest}")
