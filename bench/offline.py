@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -56,9 +57,14 @@ class PassResult:
         return {s: rate(self.frames, sec) for s, sec in self.clock.seconds.items() if sec > 0}
 
 
-def _sampler(pull, spec) -> PolarSampler:
+def _sampler(pull, spec, xp: ModuleType = np) -> PolarSampler:
     cal = pull.info.calibration
-    return PolarSampler((pull.info.rows, pull.info.cols), cal.center_rc, cal.pixel_spacing_mm, spec)
+    return PolarSampler((pull.info.rows, pull.info.cols), cal.center_rc, cal.pixel_spacing_mm, spec, xp)
+
+
+def device_sync(xp: ModuleType):
+    """A callable that waits for queued device work (nothing to wait for with NumPy)."""
+    return None if xp is np else xp.cuda.Device().synchronize
 
 
 def _spacing_mm(pull) -> float:
@@ -67,13 +73,18 @@ def _spacing_mm(pull) -> float:
 
 
 def staged_pass(path: Path, runtime: EnsembleRuntime, frames: int, chunk_frames: int, settings: PipelineSettings, quiet: bool) -> PassResult:
-    """Our stages one after another per chunk, each charged to its own clock."""
-    clock = StageClock(STAGES)
+    """Our stages one after another per chunk, each charged to its own clock.
+
+    Polar sampling and the filter run on the runtime's array namespace (on the GPU with a device
+    backend, the upload charged to polar), as `CalciumPipeline` arranges them.
+    """
+    xp = runtime.xp
+    clock = StageClock(STAGES, sync=device_sync(xp))
     with open_pullback(path) as pull, ResourceMonitor() as monitor, progress("ours, staged", frames, quiet) as bar:
-        sampler = _sampler(pull, runtime.spec)
-        filt = StreamingCalciumFilter(runtime.spec.n_alines, settings.window_frames, settings.window_alines)
+        sampler = _sampler(pull, runtime.spec, xp)
+        filt = StreamingCalciumFilter(runtime.spec.n_alines, settings.window_frames, settings.window_alines, xp=xp)
         tracker = LesionTracker(_spacing_mm(pull), settings.quantify, settings.findings)
-        polar = np.empty((chunk_frames, *sampler.output_shape), np.float32)
+        polar = xp.empty((chunk_frames, *sampler.output_shape), np.float32)
         chunks = pull.iter_chunks(chunk_frames, stop=frames)
         t0 = time.perf_counter()
         while True:
@@ -83,7 +94,7 @@ def staged_pass(path: Path, runtime: EnsembleRuntime, frames: int, chunk_frames:
                 break
             _, cartesian = item
             with clock("polar"):
-                batch = sampler.sample_into(cartesian, polar[: len(cartesian)])
+                batch = sampler.sample_into(xp.asarray(cartesian), polar[: len(cartesian)])
             with clock("inference"):
                 mean, _ = runtime.infer(batch)
             with clock("filter"):
@@ -102,8 +113,8 @@ def staged_pass(path: Path, runtime: EnsembleRuntime, frames: int, chunk_frames:
 
 def composed_pass(path: Path, runtime: EnsembleRuntime, frames: int, chunk_frames: int, settings: PipelineSettings, quiet: bool) -> PassResult:
     """The product path: decode chunks into `CalciumPipeline.process`, then `end()`."""
-    clock = StageClock(("decode", "pipeline"))
     pipeline = CalciumPipeline(runtime, settings)
+    clock = StageClock(("decode", "pipeline"), sync=device_sync(pipeline.xp))
     with open_pullback(path) as pull, ResourceMonitor() as monitor, progress("ours, CalciumPipeline", frames, quiet) as bar:
         pipeline.begin(pull.info.calibration, (pull.info.rows, pull.info.cols))
         chunks = pull.iter_chunks(chunk_frames, stop=frames)
