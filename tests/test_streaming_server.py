@@ -199,7 +199,7 @@ def test_serve_command_flushes_open_pullbacks_on_sigterm(model: Path, tmp_path: 
     finally:
         proc.kill()
     summary = kinds(events, "summary")[0]
-    assert (summary["n_frames"], summary["complete"], summary["reason"]) == (10, False, "engine shutdown")
+    assert (summary["stream"], summary["n_frames"], summary["complete"], summary["reason"]) == ("s1", 10, False, "engine shutdown")
     finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
     assert finals == list(range(10))
     assert len(read_journal(next((tmp_path / "j").iterdir())).probability) == 10

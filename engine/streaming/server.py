@@ -145,8 +145,9 @@ class StreamingServer:
                 if time.monotonic() >= next_heartbeat:
                     self._heartbeat()
                     next_heartbeat = time.monotonic() + self.config.heartbeat_s
+            self._publish_notices()
             for stream in list(self._sessions):
-                self._publish_all(self._sessions.pop(stream).close(reason="engine shutdown"))
+                self._publish_all(self._sessions.pop(stream).close(reason="engine shutdown"), stream=stream)
             self._heartbeat()
         finally:
             self._stop.set()
