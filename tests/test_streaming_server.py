@@ -165,6 +165,7 @@ def test_oversized_message_is_refused_and_the_engine_stays_up(model: Path, tmp_p
         send_pullback(engine.sender(), [(0, FRAMES[:4])], start(n_frames=4), fps=None)
         events = engine.wait_for_summaries(1, timeout_s=60)
     assert [r["frame"] for r in kinds(events, "result")] == [0, 1, 2, 3]
+    assert not kinds(events, "error")  # it never reached the decoder (which would have refused it with an error event)
 
 
 def test_serve_command_flushes_open_pullbacks_on_sigterm(model: Path, tmp_path: Path) -> None:
