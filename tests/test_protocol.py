@@ -125,3 +125,36 @@ def test_quantized_probabilities_are_within_half_a_step(values: list[float]) -> 
     data = p.quantize_unit(row)
     assert len(data) == row.size
     assert np.abs(p.dequantize_unit(data) - row).max() <= 0.5 / 255 + 1e-6
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([b"start", b"frame", b"end", b"other"]),
+    st.one_of(st.binary(max_size=200), st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=8), st.none()), max_size=8).map(msgpack.packb)),
+    st.binary(max_size=300),
+)
+def test_arbitrary_input_is_decoded_or_refused_with_a_protocol_error(topic: bytes, header: bytes, pixels: bytes) -> None:
+    parts = [topic, header] if topic != b"frame" else [topic, header, pixels]
+    try:
+        p.decode_inbound(parts)
+    except p.ProtocolError:
+        pass  # the only failure a sender can cause
+
+
+_VALUES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=8), st.none(), st.booleans(),
+    st.lists(st.one_of(st.integers(-5, 5000), st.floats()), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(-5, 5), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["v", "stream", "pullback", "seq", "frame", "t_acq", "shape", "dtype", "layout", "calib"]), _VALUES)
+def test_any_wrong_field_value_is_refused_with_a_protocol_error(key: str, value: object) -> None:
+    topic, header, data = p.encode_frame("s", "p", 0, 0, 0.0, "cartesian", CALIB, np.zeros((4, 4), dtype=np.uint8))
+    fields = msgpack.unpackb(header)
+    fields[key] = value
+    try:
+        message = p.decode_inbound([topic, msgpack.packb(fields), data])
+    except p.ProtocolError:
+        return
+    assert message.pixels.shape == (4, 4)  # accepted only when the value still describes these pixels

@@ -233,10 +233,10 @@ def _calibration(header: dict[str, Any], source: str | None) -> Calibration:
 
 def _format(header: dict[str, Any], source: str | None) -> tuple[str, tuple[int, int], str]:
     layout = _field(header, "layout", source)
-    if layout not in LAYOUT_DTYPES:
+    if not isinstance(layout, str) or layout not in LAYOUT_DTYPES:
         raise ProtocolError(f"layout must be one of {sorted(LAYOUT_DTYPES)}, got {layout!r}", source=source)
     dtype = _field(header, "dtype", source)
-    if dtype not in LAYOUT_DTYPES[layout]:
+    if not isinstance(dtype, str) or dtype not in LAYOUT_DTYPES[layout]:
         raise ProtocolError(f"dtype {dtype!r} is not allowed for layout {layout!r} (allowed: {LAYOUT_DTYPES[layout]})", source=source)
     shape = _field(header, "shape", source)
     if (

@@ -174,11 +174,14 @@ class StreamingServer:
     def _accept(self, parts: list[Any], received_ns: int, wall_ns: int) -> None:
         try:
             message = p.decode_inbound(parts)
-        except p.ProtocolError as error:
+        except Exception as error:  # ProtocolError, or a decoder bug: either way the receiver carries on
             self.stats.rejected += 1
-            stream = p.peek_stream(parts)
-            log.warning("rejected message: %s", error)
-            self._notices.append(("error", stream, {"reason": str(error), "received_wall_ns": wall_ns}))
+            if isinstance(error, p.ProtocolError):
+                log.warning("rejected message: %s", error)
+            else:
+                log.exception("rejected message: decoder failure")
+            reason = str(error) if isinstance(error, p.ProtocolError) else f"undecodable message ({type(error).__name__})"
+            self._notices.append(("error", p.peek_stream(parts), {"reason": reason, "received_wall_ns": wall_ns}))
             return
         if isinstance(message, p.FrameMessage):
             self.stats.frames_received += 1
