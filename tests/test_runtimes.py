@@ -153,6 +153,10 @@ def test_float64_input_gives_the_float32_result(ort_runtime: EnsembleRuntime, po
     assert np.array_equal(ort_runtime.infer(polar[:2].astype(np.float64))[0], ort_runtime.infer(polar[:2])[0])
 
 
+def test_cpu_tensors_are_read_as_arrays(ort_runtime: EnsembleRuntime, polar: np.ndarray) -> None:
+    assert np.array_equal(ort_runtime.infer(torch.from_numpy(polar[:1]))[0], ort_runtime.infer(polar[:1])[0])
+
+
 def test_an_empty_batch_gives_empty_rows(ort_runtime: EnsembleRuntime) -> None:
     probability, spread = ort_runtime.infer(np.zeros((0, 128, 360), np.float32))
     assert probability.shape == spread.shape == (0, 360)

@@ -43,13 +43,15 @@ class EnsembleRuntime(ABC):
 
     def prepare(self, polar: Any) -> Any:
         """Validate `polar` against the spec and return it C-contiguous float32 on `xp`."""
-        shape = tuple(getattr(polar, "shape", ()))
+        if namespace_of(polar) is np:  # anything but CuPy: NumPy, lists, CPU tensors
+            polar = np.asarray(polar)
+        shape = tuple(polar.shape)
         expected = (self.spec.n_depth, self.spec.n_alines)
         if len(shape) != 3 or shape[1:] != expected:
             raise InputError(
                 f"{self.name}: polar frames must have shape (batch, {expected[0]}, {expected[1]}), got {shape}"
             )
-        dtype = np.dtype(str(polar.dtype))
+        dtype = np.dtype(polar.dtype)
         if dtype.kind != "f":
             raise InputError(f"{self.name}: polar frames must be floating point in [0, 1], got {dtype} (divide by 255)")
         if namespace_of(polar) is not self.xp:

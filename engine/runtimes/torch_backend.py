@@ -93,14 +93,19 @@ class TorchEnsemble(EnsembleRuntime):
             return probability.numpy(), spread.numpy()
         cp = self._cp
         with cp.cuda.Device(self.device.index or 0):
-            stream = torch.cuda.ExternalStream(cp.cuda.get_current_stream().ptr, device=self.device)
-            with torch.cuda.stream(stream):
+            with torch.cuda.stream(self._torch_stream(cp.cuda.get_current_stream().ptr)):
                 x = torch.from_dlpack(polar)
                 if self.cuda_graphs:
                     probability, spread = self._replay(x)
                 else:
                     probability, spread = self._forward(x)
                 return cp.from_dlpack(probability), cp.from_dlpack(spread)
+
+    def _torch_stream(self, ptr: int) -> torch.cuda.Stream:
+        """Torch's view of CuPy's current stream (0 is the legacy default stream both share)."""
+        if ptr == 0:
+            return torch.cuda.default_stream(self.device)
+        return torch.cuda.ExternalStream(ptr, device=self.device)
 
     def _replay(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the graph captured for this batch size (capturing it on first use)."""
