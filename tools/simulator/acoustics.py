@@ -50,7 +50,7 @@ class PolarRenderer:
         self.alpha_tissue = style.tissue_att_db_mm * rng.uniform(0.8, 1.25)
         self.noise_db = rng.uniform(-40, -33)
         self.dynamic_range = rng.uniform(48, 62)
-        self.gain_db = rng.uniform(-6, 2)
+        self.gain_db = rng.uniform(-4, 3)
         self.tgc_db_mm = self.alpha_tissue * rng.uniform(0.5, 0.9)
         self.speckle_mm = rng.uniform(0.15, 0.4)  # pullback distance over which tissue speckle decorrelates
         self.catheter = self._catheter_image(rng)
@@ -64,6 +64,8 @@ class PolarRenderer:
         rc = style.catheter_radius_mm + 0.03
         self.blood_start = np.clip((self.r - rc) / self.edge + 0.5, 0, 1).astype(np.float32)
         self.sheath_zone = np.exp(-np.abs(self.r - (rc + 0.12)) / 0.08).astype(np.float32)
+        # depth beyond which the catheter's own echoes are negligible (< 1e-4 of plaque)
+        self.catheter_depth = int(np.flatnonzero(self.catheter.max(axis=0) > 1e-4).max()) + 1
         offset = self.tgc_db_mm * self.r + self.gain_db + self.dynamic_range * 0.6
         self.display_offset = (offset * 255.0 / self.dynamic_range).astype(np.float32)
 
@@ -114,13 +116,14 @@ class PolarRenderer:
         rows = (rays.tissue_deg[i] * (self.n_alines / 360.0)).astype(np.intp) % self.n_alines
         speckle = self.bank.tissue(rays.z_mm[i] / self.speckle_mm)[rows]
         tissue *= speckle
-        blood_amp = np.float32(self.a_blood * (1 + 0.15 * np.sin(0.7 * frame)))
-        blood = self.blood_start - s_lumen
-        np.maximum(blood, 0.0, out=blood)
-        blood *= self.bank.random_view(rng)
-        blood *= blood_amp
         signal = tissue
-        signal += blood
+        # blood fills the lumen only: work on the depths up to the deepest lumen border
+        near = min(int(np.ceil(float(lumen.max()) * k + 1.0)), self.n_depth)
+        blood = self.blood_start[:near] - s_lumen[:, :near]
+        np.maximum(blood, 0.0, out=blood)
+        blood *= self.bank.random_view(rng)[:, :near]
+        blood *= np.float32(self.a_blood * (1 + 0.15 * np.sin(0.7 * frame)))
+        signal[:, :near] += blood
 
         # two-way attenuation (dB): blood up to the lumen border, tissue beyond
         att = r - lumen
@@ -162,7 +165,7 @@ class PolarRenderer:
                 x = (r - order * pos) / sigma
                 signal[sub] += amp * gain * np.exp(-x * x) * (0.5 + 0.5 * speckle[sub])
 
-        signal += self.catheter
+        signal[:, :self.catheter_depth] += self.catheter[:, :self.catheter_depth]
         sheath = rays.sheath_db[i]
         if (sub := np.flatnonzero(sheath)).size:
             gain = np.power(np.float32(10.0), sheath[sub, None].astype(np.float32) / 20) - 1

@@ -35,15 +35,15 @@ class DeviceStyle:
 
 DEVICES: dict[str, DeviceStyle] = {
     "rotational40": DeviceStyle(
-        "rotational40", 40.0, 512, True, 0.50, 10.0, 0.022, 0.060, -22.0, 3.2, 0.06,
+        "rotational40", 40.0, 512, True, 0.50, 10.0, 0.022, 0.060, -19.0, 3.2, 0.06,
         "Synthetic IVUS Lab", "SIM-R40 rotational 40 MHz (simulated)",
     ),
     "rotational60": DeviceStyle(
-        "rotational60", 60.0, 512, True, 0.45, 10.0, 0.016, 0.045, -14.0, 4.8, 0.05,
+        "rotational60", 60.0, 512, True, 0.45, 10.0, 0.016, 0.045, -12.0, 4.8, 0.05,
         "Synthetic IVUS Lab", "SIM-R60 HD rotational 60 MHz (simulated)",
     ),
     "phased20": DeviceStyle(
-        "phased20", 20.0, 256, False, 0.58, 10.0, 0.040, 0.110, -32.0, 1.6, 0.30,
+        "phased20", 20.0, 256, False, 0.58, 10.0, 0.040, 0.110, -29.0, 1.6, 0.30,
         "Synthetic Array Imaging", "SIM-P20 phased array 20 MHz (simulated)",
     ),
 }

@@ -20,7 +20,7 @@ from tools.simulator.config import DeviceStyle
 N_FIELDS = 6
 DEPTH_PAD = 32
 TEXTURE_SIGMA = 0.4  # log-amplitude spread of tissue heterogeneity
-POSITION_STEPS = 16  # tissue speckle positions per decorrelation length
+POSITION_STEPS = 10  # tissue speckle positions per decorrelation length
 CACHE_SIZE = 48
 
 
@@ -74,7 +74,7 @@ class SpeckleBank:
         """Tissue speckle amplitude x texture (A, D) in tissue coordinates at a bank `position`.
 
         Integer positions are bank fields; in between, a power-preserving rotation of two.
-        Positions are quantised to 1/16 (correlation 0.995 with the exact one) and cached: with
+        Positions are quantised to 1/10 (correlation >= 0.99 with the exact one) and cached: with
         the heartbeat the catheter revisits the same slices of tissue over and over.
         """
         key = int(round(position * POSITION_STEPS))
