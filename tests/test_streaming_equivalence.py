@@ -10,7 +10,7 @@ import pytest
 
 from engine.commands.analyze import analyze_journal
 from engine.filter import filter_map
-from engine.pipeline import CalciumPipeline
+from engine.pipeline import CalciumPipeline, PipelineSettings
 from engine.quantify import frame_arcs
 from engine.runtimes import create_runtime
 from engine.streaming import protocol as p
@@ -97,6 +97,18 @@ def test_final_outputs_equal_the_offline_calcium_map(streamed: tuple[Path, np.nd
     np.testing.assert_allclose(journal.probability, prob, atol=1e-5)  # same network; batching changes rounding only
     rebuilt = analyze_journal(journal.path, SETTINGS)  # what `ivuscal analyze --journal` computes
     np.testing.assert_array_equal(rebuilt.calcium, final)
+
+
+def test_journal_rebuild_takes_the_live_windows_unless_told_otherwise(
+    streamed: tuple[Path, np.ndarray, list[dict]],
+) -> None:
+    _, _, events = streamed
+    final, _ = streamed_maps(events)
+    path = Path(next(e for e in events if e["kind"] == "started")["journal"])
+    other = PipelineSettings(window_frames=3, window_alines=5)
+    assert analyze_journal(path, other, windows_from_journal=True).settings.window_frames == SETTINGS.window_frames
+    np.testing.assert_array_equal(analyze_journal(path, other, windows_from_journal=True).calcium, final)
+    assert not np.array_equal(analyze_journal(path, other).calcium, final)
 
 
 def test_provisional_is_the_filter_on_frames_so_far(streamed: tuple[Path, np.ndarray, list[dict]]) -> None:

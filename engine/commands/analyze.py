@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +85,13 @@ def analyze_pullback(
         return result, keeper.frames(), FrameGeometry(cal.center_rc, radius_px)
 
 
-def analyze_journal(path: Path, settings: PipelineSettings) -> AnalysisResult:
+def analyze_journal(path: Path, settings: PipelineSettings, *, windows_from_journal: bool = False) -> AnalysisResult:
     """Rebuild the analysis of a live pullback from its journal (issue 7): filter + quantify re-run on its rows.
 
     Frames the engine dropped (absent from the journal) are filled with probability 0 and counted in
-    `source.missing_frames`.
+    `source.missing_frames`; frames the engine held from the previous frame are listed in
+    `source.filled_frames`. With `windows_from_journal`, the filter windows are those the engine
+    used live (so the rebuild reproduces the live results).
     """
     from engine.streaming.journal import read_journal  # noqa: PLC0415 - only this mode needs it
 
@@ -107,7 +110,20 @@ def analyze_journal(path: Path, settings: PipelineSettings) -> AnalysisResult:
     prob = np.zeros((n, journal.probability.shape[1]), dtype=np.float32)
     spread = np.zeros_like(prob)
     prob[index], spread[index] = journal.probability, journal.spread
-    source = {"kind": "journal", "complete": journal.complete, "missing_frames": n - len(index), "calibration": cal}
+    if windows_from_journal:
+        live = journal.meta.get("settings") or {}
+        settings = replace(
+            settings,
+            window_frames=int(live.get("window_frames", settings.window_frames)),
+            window_alines=int(live.get("window_alines", settings.window_alines)),
+        )
+    source = {
+        "kind": "journal",
+        "complete": journal.complete,
+        "missing_frames": n - len(index),
+        "filled_frames": list(journal.filled),
+        "calibration": cal,
+    }
     model = {"model_id": journal.meta.get("model", "")}
     return result_from_probabilities(prob, spread, spacing, settings, model=model, source=source)
 
@@ -184,7 +200,12 @@ def command(
     key_frames: list[tuple[int, np.ndarray]] = []
     geometry = None
     if journal is not None:
-        result = analyze_journal(journal, settings)
+        ctx = click.get_current_context()
+        explicit = any(
+            ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+            for name in ("window_frames", "window_alines")
+        )
+        result = analyze_journal(journal, settings, windows_from_journal=not explicit)
     else:
         if not pullback.is_file():
             raise InputError("file not found", source=str(pullback))
