@@ -121,3 +121,23 @@ def test_borders_are_ordered_and_inside_the_field_of_view():
     assert (truth.lumen_radius_mm > rc).all()
     assert (truth.vessel_radius_mm > truth.lumen_radius_mm).all()
     assert np.percentile(truth.vessel_radius_mm, 95) < 4.7
+
+
+def test_random_configs_cover_every_confounder_and_about_40_percent_calcium():
+    rng = np.random.default_rng(2024)
+    kinds: set[str] = set()
+    with_calcium = frames = 0
+    devices, formats = set(), set()
+    for k in range(40):
+        config = PullbackConfig.random(rng)
+        assert 200 <= config.n_frames <= 3000
+        devices.add(config.device)
+        formats.add((config.color, config.jpeg))
+        scene = Scene(config, np.random.default_rng(k))
+        kinds |= {seg.kind for seg in scene.confounders} | ({"guidewire"} if config.guidewire else set())
+        sampled = range(0, config.n_frames, 10)
+        with_calcium += sum(bool(scene.tissue_arcs(i)) for i in sampled)
+        frames += len(sampled)
+    assert kinds == {"guidewire", "attenuated", "fibrous", "branch", "bubble", "sheath", "stent"}
+    assert devices == {"rotational40", "rotational60", "phased20"} and len(formats) == 4
+    assert 0.28 < with_calcium / frames < 0.52
