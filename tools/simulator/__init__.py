@@ -16,5 +16,6 @@ from tools.simulator.truth import Lesion, PullbackTruth, load_truth, truth_paths
 
 __all__ = [
     "DEVICES", "Calibration", "Lesion", "LesionSpec", "PullbackConfig", "PullbackTruth", "SimulatedPullback",
-    "SyntheticPatient", "generate_cohort", "iter_pullback", "load_truth", "simulate_pullback", "truth_paths", "write_pullback", "write_truth",
+    "SyntheticPatient", "generate_cohort", "iter_pullback", "load_truth", "simulate_pullback", "truth_paths",
+    "write_pullback", "write_truth",
 ]

@@ -77,7 +77,8 @@ class PolarRenderer:
         ripple = 1.0 + 0.25 * np.sin(angle * 3 + rng.uniform(0, 6)) + 0.15 * np.sin(angle * 7 + rng.uniform(0, 6))
         sigma = s.axial_psf_mm * 1.3
         img = 10 ** (rng.uniform(6, 12) / 20) * np.exp(-(((r - rc) / sigma) ** 2)) * ripple
-        img += 10 ** (rng.uniform(-6, 4) / 20) * np.exp(-(((r - rng.uniform(0.5, 0.8) * rc) / sigma) ** 2)) * ripple[::-1]
+        inner = rng.uniform(0.5, 0.8) * rc
+        img += 10 ** (rng.uniform(-6, 4) / 20) * np.exp(-(((r - inner) / sigma) ** 2)) * ripple[::-1]
         zone = np.clip((r - rc) / 0.02, 0, 1) * np.exp(-np.maximum(r - rc, 0) / max(s.ringdown_mm, 1e-3))
         img += 10 ** (rng.uniform(4, 10) / 20) * zone * self.bank.random_view(rng)
         return img.astype(np.float32)

@@ -112,5 +112,6 @@ class Vessel:
         vessel = vessel * (1.0 + 0.5 * self.lumen_a2(zc) * np.cos(np.deg2rad(2 * (theta_t - self.lumen_p2(zc)))))
         vessel = np.maximum(vessel, lumen + media + 0.08)
         adventitia = np.clip(self.adventitia(zc), 0.15, 0.7) * np.ones_like(theta_t)
-        plaque_db = self.plaque_db_mean(zc) + self.plaque_db_var(zc) * np.cos(np.deg2rad(theta_t - self.plaque_db_dir(zc)))
+        plaque_db = (self.plaque_db_mean(zc)
+                     + self.plaque_db_var(zc) * np.cos(np.deg2rad(theta_t - self.plaque_db_dir(zc))))
         return Borders(lumen, vessel, media, adventitia, plaque_db)

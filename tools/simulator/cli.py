@@ -30,7 +30,8 @@ MIXED = "mixed"
               help="Processes generating pullbacks in parallel (the files do not depend on it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(out_dir: str, patients: int, seed: int, frames: int | None, device: str, fps: str,
-            pullback_rate: str, color: str, fmt: str, label_noise: bool, image_size: int, workers: int, quiet: bool) -> None:
+            pullback_rate: str, color: str, fmt: str, label_noise: bool, image_size: int, workers: int,
+            quiet: bool) -> None:
     """Generate a synthetic IVUS cohort as DICOM with exact per-angle calcium truth."""
     fixed: dict = {"label_noise": label_noise, "image_size": image_size}
     if device != MIXED:

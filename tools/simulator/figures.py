@@ -71,7 +71,7 @@ def _save_grid(path: Path, panels: list[tuple[str, np.ndarray]], columns: int, s
     fig, axes = plt.subplots(rows, columns, figsize=(scale * columns, scale * rows + 0.3))
     for ax in np.ravel(axes):
         ax.axis("off")
-    for ax, (title, image) in zip(np.ravel(axes), panels):
+    for ax, (title, image) in zip(np.ravel(axes), panels, strict=False):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(title, fontsize=8)
     fig.tight_layout(pad=0.3)

@@ -89,7 +89,9 @@ def _lesion_list(scene: Scene, per_frame, max_arc: np.ndarray) -> list[Lesion]:
 
 def _confounder_list(scene: Scene) -> list[dict]:
     step = scene.config.frame_step_mm
-    out = [{"kind": "guidewire", "start_frame": 0, "end_frame": scene.config.n_frames - 1}] if scene.config.guidewire else []
+    out = []
+    if scene.config.guidewire:
+        out.append({"kind": "guidewire", "start_frame": 0, "end_frame": scene.config.n_frames - 1})
     for seg in scene.confounders:
         start = max(int(np.ceil(seg.z0 / step)), 0)
         end = min(int((seg.z0 + seg.length) / step), scene.config.n_frames - 1)

@@ -89,7 +89,7 @@ def _flatten(arcs: list[list[Arc]]) -> dict[str, np.ndarray]:
 
 def _unflatten(n_frames: int, frame: np.ndarray, start: np.ndarray, extent: np.ndarray) -> list[list[Arc]]:
     arcs: list[list[Arc]] = [[] for _ in range(n_frames)]
-    for i, s, e in zip(frame.tolist(), start.tolist(), extent.tolist()):
+    for i, s, e in zip(frame.tolist(), start.tolist(), extent.tolist(), strict=True):
         arcs[i].append((s, e))
     return arcs
 
