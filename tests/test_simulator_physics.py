@@ -12,7 +12,7 @@ from tools.simulator import LesionSpec, PullbackConfig, iter_pullback, simulate_
 from tools.simulator.scene import WIRE_RADIUS_MM
 
 QUIET = dict(guidewire=False, stent=False, side_branches=False, attenuated_plaque=False, dense_fibrous=False,
-             catheter_artefacts=False, annotations=False)
+             catheter_artefacts=False, perivascular=False, annotations=False)
 STILL = dict(cardiac_motion=False, nurd=False)
 
 

@@ -14,7 +14,7 @@ from tools.simulator.labelling import build_truth, display_angle_map
 from tools.simulator.scene import Scene
 
 QUIET = dict(guidewire=False, stent=False, side_branches=False, attenuated_plaque=False, dense_fibrous=False,
-             catheter_artefacts=False)
+             catheter_artefacts=False, perivascular=False)
 
 
 def test_arc_across_zero_degrees_is_one_arc():
@@ -138,6 +138,6 @@ def test_random_configs_cover_every_confounder_and_about_40_percent_calcium():
         sampled = range(0, config.n_frames, 10)
         with_calcium += sum(bool(scene.tissue_arcs(i)) for i in sampled)
         frames += len(sampled)
-    assert kinds == {"guidewire", "attenuated", "fibrous", "branch", "bubble", "sheath", "stent"}
+    assert kinds == {"guidewire", "attenuated", "fibrous", "branch", "bubble", "sheath", "stent", "vein", "pericardium"}
     assert devices == {"rotational40", "rotational60", "phased20"} and len(formats) == 4
     assert 0.28 < with_calcium / frames < 0.52

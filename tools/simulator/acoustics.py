@@ -113,6 +113,13 @@ class PolarRenderer:
         tissue += (self.a_adventitia - self.a_media) * _ramp(rw - (vessel * k - 0.5))
         tissue += (self.a_beyond - self.a_adventitia) * _ramp(0.25 * rw - ((vessel + adv) * (0.25 * k) - 0.5))
 
+        for band in rays.bands:  # perivascular structures scale the backscatter over a depth interval
+            if (sub := np.flatnonzero(band.gain[i] != 1.0)).size:
+                start = band.start[i, sub, None].astype(np.float32)
+                end = band.end[i, sub, None].astype(np.float32)
+                inside = _ramp(rw - (start * k - 0.5)) - _ramp(rw - (end * k - 0.5))
+                tissue[sub] *= 1.0 + (band.gain[i, sub, None].astype(np.float32) - 1.0) * inside
+
         # tissue speckle moves with the tissue (rotation, NURD): gather rows by tissue angle
         rows = (rays.tissue_deg[i] * (self.n_alines / 360.0)).astype(np.intp) % self.n_alines
         speckle = self.bank.tissue(rays.z_mm[i] / self.speckle_mm)[rows]

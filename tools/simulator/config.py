@@ -93,6 +93,7 @@ class PullbackConfig:
     attenuated_plaque: bool = True
     dense_fibrous: bool = True
     catheter_artefacts: bool = True
+    perivascular: bool = True  # veins (echolucent) and pericardium (bright) beyond the vessel
     cardiac_motion: bool = True
     nurd: bool | None = None  # None: on for rotational devices
 
@@ -170,6 +171,7 @@ class PullbackConfig:
             attenuated_plaque=bool(rng.random() < 0.5),
             dense_fibrous=bool(rng.random() < 0.6),
             catheter_artefacts=bool(rng.random() < 0.6),
+            perivascular=bool(rng.random() < 0.85),
             cardiac_motion=bool(rng.random() < 0.9),
         )
         values.update(fixed)

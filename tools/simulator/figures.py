@@ -17,7 +17,7 @@ from tools.simulator.config import LesionSpec, PullbackConfig
 from tools.simulator.pullback import PullbackStream, iter_pullback
 
 NONE = dict(guidewire=False, stent=False, side_branches=False, attenuated_plaque=False, dense_fibrous=False,
-            catheter_artefacts=False)
+            catheter_artefacts=False, perivascular=False)
 RED = np.array([230, 40, 40], dtype=np.uint8)
 
 
@@ -51,10 +51,10 @@ def _frame_with(stream: PullbackStream, kind: str | None) -> int:
     return (spans[0]["start_frame"] + spans[0]["end_frame"]) // 2 if spans else stream.config.n_frames // 2
 
 
-def panel(config: PullbackConfig, seed: int, kind: str | None = None, frame: int | None = None):
-    """(title-free) RGB Cartesian panel with truth, and the polar image, of one chosen frame."""
+def panel(config: PullbackConfig, seed: int, kind: str | None = None):
+    """RGB Cartesian frame with truth, its polar image, labels and stream, of the frame showing `kind`."""
     stream = iter_pullback(config, seed)
-    index = _frame_with(stream, kind) if frame is None else frame
+    index = _frame_with(stream, kind)
     image = stream.render(np.array([index]))[0]
     labels = stream.truth.labels(360)[index]
     polar = stream.polar(np.array([index]))[0]
@@ -112,15 +112,11 @@ def render_all(out: Path) -> list[Path]:
         ("stent struts", "stent", dict(stent=True)),
         ("side branch", "branch", dict(side_branches=True)),
         ("air / sheath artefacts", "bubble", dict(catheter_artefacts=True)),
-        ("NURD (strong episode)", None, dict(guidewire=True)),
+        ("vein beside the vessel", "vein", dict(perivascular=True)),
     ]
     for title, kind, on in confounders:
         config = PullbackConfig(**{**small, "n_frames": 600}, calcium_fraction=0.0, **{**NONE, **on})
-        frame = None
-        if kind is None:  # pick the frame with the strongest NURD
-            stream = iter_pullback(config, 5)
-            frame = int(np.argmax(stream.scene.motion.nurd_amp[:, 0]))
-        image, *_ = panel(config, 5, kind, frame)
+        image, *_ = panel(config, 1 if kind == "vein" else 5, kind)
         panels.append((title, image))
     path = out / "tissue_and_confounders.png"
     _save_grid(path, panels, columns=4)

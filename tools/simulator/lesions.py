@@ -14,7 +14,7 @@ import numpy as np
 
 from tools.simulator.config import LesionSpec, PullbackConfig
 
-CONFOUNDER_KINDS = ("attenuated", "fibrous", "branch", "bubble", "stent", "sheath")
+CONFOUNDER_KINDS = ("attenuated", "fibrous", "branch", "bubble", "stent", "sheath", "vein", "pericardium")
 
 
 @dataclass
@@ -156,4 +156,15 @@ def place_confounders(config: PullbackConfig, rng: np.random.Generator, length_m
         for z0, length in spans(max(1, rng.poisson(0.2 * per_cm)), 1.0, 6.0):
             out.append(Segment("sheath", z0, length, rng.uniform(40, 200), rng.uniform(0, 360), rng.normal(0, 30),
                                sharpness=0.5, params=dict(echo_db=(rng.uniform(4, 14),) * 2)))
+    if config.perivascular:
+        for z0, length in spans(max(1, rng.poisson(0.3 * per_cm)), 5.0, 30.0):
+            out.append(Segment("vein", z0, length, 60.0, rng.uniform(0, 360), rng.normal(0, 50), sharpness=0.2,
+                               params=dict(radius_mm=(rng.uniform(0.35, 0.9), rng.uniform(0.35, 0.9)),
+                                           gap_mm=(rng.uniform(0.1, 0.8),) * 2, echo_db=(rng.uniform(-26, -14),) * 2)))
+        for z0, length in spans(max(1, rng.poisson(0.2 * per_cm)), 8.0, 40.0):
+            out.append(Segment("pericardium", z0, length, rng.uniform(60, 170), rng.uniform(0, 360),
+                               rng.normal(0, 40), sharpness=0.3,
+                               params=dict(gap_mm=(rng.uniform(0.3, 1.5), rng.uniform(0.3, 1.5)),
+                                           thickness_mm=(rng.uniform(0.15, 0.4),) * 2,
+                                           echo_db=(rng.uniform(6, 12),) * 2)))
     return out

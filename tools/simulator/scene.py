@@ -52,6 +52,16 @@ class RayScene:
     reverb_position: np.ndarray  # distance of the reverberating calcium surface
     bubble_loss_db: np.ndarray  # loss from air near the transducer
     sheath_db: np.ndarray  # extra brightness of sheath reverberation artefacts
+    bands: list[Band]  # perivascular structures: veins (dark), pericardium (bright)
+
+
+@dataclass
+class Band:
+    """A depth interval per A-line whose backscatter is scaled by `gain` (1 where absent)."""
+
+    start: np.ndarray  # mm
+    end: np.ndarray  # mm
+    gain: np.ndarray  # linear amplitude factor
 
 
 def _signed_distance(theta: np.ndarray, arc: tuple[float, float]) -> np.ndarray:
@@ -121,6 +131,8 @@ class Scene:
         reverb = zeros()
         strut = Reflector(np.full(shape, np.inf), zeros(), zeros(), np.full(shape, self.style.axial_psf_mm * 1.2))
         branch_w = zeros()
+        vein = Band(zeros(), zeros(), np.ones(shape))
+        pericardium = Band(zeros(), zeros(), np.ones(shape))
 
         for i in range(len(frames)):
             zi, th = float(z[i]), theta[i]
@@ -135,6 +147,10 @@ class Scene:
                 self._apply_calcium(lesion, index, (start, extent), zi, i, th, mask, borders, ca, reverb)
                 calcium[i] |= mask
 
+        for i in range(len(frames)):
+            for seg in self.confounders:
+                if seg.kind in ("vein", "pericardium") and (arc := seg.arc_at(float(z[i]))):
+                    self._perivascular(seg, arc, float(z[i]), i, theta[i], borders, vein, pericardium)
         lumen_truth, vessel_truth = borders.lumen.copy(), borders.vessel.copy()
         borders.lumen += BRANCH_PUSH_MM * branch_w
         borders.vessel += BRANCH_PUSH_MM * branch_w
@@ -142,7 +158,31 @@ class Scene:
         if self.config.guidewire:
             reflectors.append(self._guidewire(z, theta, borders.lumen))
         return RayScene(z, theta, borders, lumen_truth, vessel_truth, att, calcium, reflectors, reverb,
-                        ca.position.copy(), bubble, sheath)
+                        ca.position.copy(), bubble, sheath, [vein, pericardium])
+
+    def _perivascular(self, seg: Segment, arc, zi, i, th, borders: Borders, vein: Band, pericardium: Band) -> None:
+        """A vein (round, echolucent) or the pericardium (bright band) outside the adventitia."""
+        start, extent = arc
+        centre = (start + extent / 2) % 360.0
+        k_ray = int(np.argmin(np.abs((th - centre + 180.0) % 360.0 - 180.0)))
+        outside = borders.vessel[i, k_ray] + borders.adventitia[i, k_ray] + seg.param("gap_mm", zi)
+        if seg.kind == "pericardium":
+            w = _arc_weight(th, arc, 15.0)
+            hit = w > 0
+            depth = borders.vessel[i] + borders.adventitia[i] + seg.param("gap_mm", zi)
+            pericardium.start[i, hit] = depth[hit]
+            pericardium.end[i, hit] = depth[hit] + seg.param("thickness_mm", zi)
+            pericardium.gain[i, hit] = 1 + w[hit] * (10 ** (seg.param("echo_db", zi) / 20) - 1)
+            return
+        radius = seg.param("radius_mm", zi)
+        d = outside + radius  # vein centre distance from the catheter
+        offset = np.deg2rad((th - centre + 180.0) % 360.0 - 180.0)
+        perp = d * np.sin(offset)
+        hit = (np.abs(perp) < radius) & (np.cos(offset) > 0)
+        half = np.sqrt(np.maximum(radius**2 - perp**2, 0.0))
+        vein.start[i, hit] = (d * np.cos(offset) - half)[hit]
+        vein.end[i, hit] = (d * np.cos(offset) + half)[hit]
+        vein.gain[i, hit] = 10 ** (seg.param("echo_db", zi) / 20)
 
     def _apply_confounder(self, seg: Segment, arc, zi, i, th, borders: Borders, att, bubble, sheath,
                           branch_w, strut: Reflector) -> None:
