@@ -10,6 +10,7 @@ ONNX Runtime profile of batch 1 splits the time by operator and by convolution s
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -31,15 +32,19 @@ def measure(runtime: OnnxRuntimeEnsemble, batch: int, seconds: float) -> dict:
     for _ in range(3):
         runtime.infer(polar)
     times = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds or len(times) < 5:
         t0 = time.perf_counter()
         runtime.infer(polar)
         times.append(time.perf_counter() - t0)
+    cpu_seconds = time.process_time() - cpu_started
     latency = np.array(times)
     return {
         "batch": batch,
         "frames_per_s": batch * len(times) / float(latency.sum()),
+        # CPU time of this process per frame (all threads): the work itself, less sensitive than
+        # wall time to other processes sharing the cores (idle threads spin, so an upper bound)
+        "cpu_ms_per_frame": 1e3 * cpu_seconds / (batch * len(times)),
         "latency_ms_median": 1e3 * float(np.median(latency)),
         "latency_ms_p95": 1e3 * float(np.percentile(latency, 95)),
         "runs": len(times),
@@ -98,12 +103,13 @@ def main(model: Path | None, threads: int | None, batches: str, seconds: float, 
     with tempfile.TemporaryDirectory() as folder:
         ensemble = _ensemble(model, Path(folder))
         runtime = create_runtime("onnxruntime", ensemble, threads=threads)
-        results = {"runtime": runtime.describe(), "throughput": [], "profile": None}
+        results = {"runtime": runtime.describe(), "load_average": os.getloadavg(), "throughput": [], "profile": None}
         for batch in (int(b) for b in batches.split(",")):
             row = measure(runtime, batch, seconds)
             results["throughput"].append(row)
             click.echo(f"batch {batch:3d}: {row['frames_per_s']:7.1f} frames/s, latency median "
-                       f"{row['latency_ms_median']:.1f} ms, p95 {row['latency_ms_p95']:.1f} ms ({row['runs']} runs)")
+                       f"{row['latency_ms_median']:.1f} ms, p95 {row['latency_ms_p95']:.1f} ms, "
+                       f"{row['cpu_ms_per_frame']:.1f} CPU-ms/frame ({row['runs']} runs)")
         results["profile"] = profile(runtime.onnx_path, runtime.threads, batch=1)
     click.echo(f"profile, batch 1: {results['profile']['kernel_ms_per_run']} ms of kernels per frame")
     for name, ms in list(results["profile"]["ms_by_op"].items())[:6]:

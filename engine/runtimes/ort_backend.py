@@ -1,9 +1,14 @@
 """ONNX Runtime backend: the fused graph on the CPU (the default where no GPU is present).
 
 One session, sequential execution, every graph optimisation, as many intra-op threads as the
-process may use physical cores. ONNX Runtime's CPU kernels compute each frame of a batch
-independently, so a frame's result does not depend on what else is in its batch
-(tests/test_runtimes_contract.py checks equality bit for bit).
+process may use physical cores. Idle worker threads sleep instead of spinning (`spin=False`):
+on the product's two cores the rest of the pipeline (sampling, filter, I/O) and other processes
+need the CPU, and spinning workers halved ONNX Runtime's own throughput on a shared machine
+(30 vs 65 frames/s at batch 1 with two threads on a loaded machine).
+
+Batch composition: with one thread a frame's result is bit-identical alone or in any batch;
+with more, ONNX Runtime splits a lone frame's work differently, which changes float32 rounding
+(< 1e-6 seen). tests/test_runtimes.py checks both.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class OnnxRuntimeEnsemble(EnsembleRuntime):
 
     name = "onnxruntime"
 
-    def __init__(self, ensemble: LoadedEnsemble, onnx_path: Path, threads: int | None = None) -> None:
+    def __init__(self, ensemble: LoadedEnsemble, onnx_path: Path, threads: int | None = None, spin: bool = False) -> None:
         try:
             import onnxruntime as ort  # noqa: PLC0415
         except ImportError as error:
@@ -51,6 +56,8 @@ class OnnxRuntimeEnsemble(EnsembleRuntime):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        self.spin = spin
         self.onnx_path = Path(onnx_path)
         self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
         self._version = ort.__version__
@@ -64,6 +71,7 @@ class OnnxRuntimeEnsemble(EnsembleRuntime):
             device="cpu",
             threads=self.threads,
             precision="fp32",
+            spinning=self.spin,
             onnxruntime=self._version,
             onnx=str(self.onnx_path),
         )
