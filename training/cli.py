@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -36,7 +35,9 @@ def train_command(preset_name: str, work_dir: Path | None, out: Path | None, thr
     out = out or work_dir / "ensemble.safetensors"
     torch.set_num_threads(threads)
     _log_to(work_dir / "train.log")
-    command = "ivuscal train " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("train") + 1 :]) if "train" in sys.argv else ""
+    command = f"ivuscal train --preset {shlex.quote(preset.name)}"
+    for flag, value in (("--work-dir", work_dir), ("--out", out), ("--threads", threads)):
+        command += f" {flag} {shlex.quote(str(value))}"
     ensemble = run_training(preset, work_dir, out, quiet=quiet, command=command)
     metrics = ensemble.card["metrics"]
     click.echo(f"wrote {out} ({ensemble.model_id}) in {ensemble.card['time_seconds']['total']:.0f} s")

@@ -19,7 +19,6 @@ import torch
 
 from engine.model.network import count_parameters, flops_per_frame
 from engine.model.weights import LoadedEnsemble, save_ensemble
-from engine.model.spec import InputSpec
 from training.cache import PolarCache
 from training.cohort import prepare_cache
 from training.evaluate import evaluate_ensemble, out_of_fold_predictions, score_predictions
@@ -33,16 +32,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_training(
-    preset: Preset, work_dir: Path, out: Path, spec: InputSpec = InputSpec(), quiet: bool = True, command: str = ""
+    preset: Preset, work_dir: Path, out: Path, quiet: bool = True, command: str = ""
 ) -> LoadedEnsemble:
     """Run `preset` with its data and checkpoints under `work_dir`; save the ensemble to `out`.
 
     `command` (the command line that reproduces the run) is recorded in the model card.
     """
     started = time.monotonic()
+    spec = preset.spec
     work_dir.mkdir(parents=True, exist_ok=True)
     train_cache = prepare_cache(preset.train_cohort, work_dir / "train", spec, quiet)
-    test_cache = prepare_cache(preset.test_cohort, work_dir / "test", spec, quiet)
+    test_cache = prepare_cache(preset.test_cohort, work_dir / "test", spec, quiet, exact=True)
     data_seconds = time.monotonic() - started
     log.info("data ready: %d train pullbacks, %d test pullbacks (%.0f s)", len(train_cache), len(test_cache), data_seconds)
 
@@ -67,6 +67,7 @@ def run_training(
                 "best_epoch": result.best_epoch,
                 "epochs_run": len(result.history),
                 "train_seconds": round(result.seconds, 1),
+                "stopped_by": result.stopped,
             }
         )
     train_seconds = time.monotonic() - started - data_seconds

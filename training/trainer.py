@@ -40,6 +40,7 @@ class TrainConfig:
     frame_stride: int = 3
     val_frame_stride: int = 4
     max_steps_per_epoch: int = 0  # 0: a full pass over the strided frames
+    max_member_seconds: float = 0.0  # 0: no limit; else stop after the epoch that crosses it
     warmup_steps: int = 30
     dice_weight: float = 1.0
     augment: bool = True
@@ -57,6 +58,7 @@ class MemberResult:
     best_val: dict
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    stopped: str | None = None
 
 
 def seeded_rng(*keys: int) -> np.random.Generator:
@@ -159,15 +161,29 @@ def train_member(
             if best_path:
                 save_checkpoint(best_path, model, None, {"epoch": epoch, "val": val})
         state["epoch"] = epoch
-        state["done"] = epoch - state["best_epoch"] >= config.patience or epoch + 1 >= config.max_epochs
         state["seconds"] = time.monotonic() - started
+        state["stopped"] = _stop_reason(state, epoch, config)
+        state["done"] = state["stopped"] is not None
         if last_path:
             save_checkpoint(last_path, model, optimizer, state)
         epoch += 1
 
     model.load_state_dict(best_state)
     model.eval()
-    return MemberResult(model, state["best_epoch"], state["best_val"] or {}, state["history"], state["seconds"])
+    return MemberResult(
+        model, state["best_epoch"], state["best_val"] or {}, state["history"], state["seconds"], state.get("stopped")
+    )
+
+
+def _stop_reason(state: dict, epoch: int, config: TrainConfig) -> str | None:
+    """Why training stops after `epoch` ("patience", "max_epochs", "time"), or None to go on."""
+    if epoch - state["best_epoch"] >= config.patience:
+        return "patience"
+    if epoch + 1 >= config.max_epochs:
+        return "max_epochs"
+    if config.max_member_seconds and state["seconds"] >= config.max_member_seconds:
+        return "time"
+    return None
 
 
 def _score(metrics: dict) -> float:

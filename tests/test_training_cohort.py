@@ -1,0 +1,57 @@
+"""Simulator cohort -> polar cache through the product's own DICOM reader and polar sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.dicom import open_pullback
+from engine.geometry import PolarSampler
+from engine.model.spec import InputSpec
+from training.cohort import cache_cohort_dir, prepare_cache
+from training.folds import patient_folds
+from training.presets import CohortPlan
+
+SPEC = InputSpec(n_alines=120, n_depth=64, depth_spacing_mm=0.08)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tools.simulator.cohort import generate_cohort
+
+    root = tmp_path_factory.mktemp("cohort")
+    generate_cohort(root, 3, seed=5, n_frames=4, image_size=128)
+    return root
+
+
+def test_cache_holds_what_the_engine_would_sample(cohort: Path, tmp_path: Path) -> None:
+    cache = cache_cohort_dir(cohort, tmp_path / "cache", SPEC)
+    assert len(cache) >= 3
+    first = cache.pullbacks[0]
+    with open_pullback(cohort / first.source) as pullback:
+        frames = pullback.read_frames(0, first.n_frames)
+        cal = pullback.info.calibration
+    expected = PolarSampler(frames.shape[1:], cal.center_rc, cal.pixel_spacing_mm, SPEC)(frames)
+    cached = cache.polar(0).astype(np.float32) / 255.0
+    assert cached.shape == expected.shape == (first.n_frames, 64, 120)
+    assert np.max(np.abs(cached - expected)) <= 0.5 / 255 + 1e-6
+    assert cache.labels(0).shape == (first.n_frames, 120)
+
+
+def test_patients_are_case_numbers_and_folds_keep_them_together(cohort: Path, tmp_path: Path) -> None:
+    cache = cache_cohort_dir(cohort, tmp_path / "cache", SPEC)
+    assert all(p.startswith("case") for p in cache.patients)
+    assert len(set(cache.patients)) == 3
+    folds = patient_folds(cache.patients, 3, seed=0)
+    for patient in set(cache.patients):
+        assert len({f for f, p in zip(folds, cache.patients, strict=True) if p == patient}) == 1
+
+
+def test_a_work_dir_refuses_a_different_plan(tmp_path: Path) -> None:
+    from engine.errors import InputError
+
+    prepare_cache(CohortPlan("synthetic", 2, seed=1, n_frames=4), tmp_path, SPEC)
+    with pytest.raises(InputError, match="different plan"):
+        prepare_cache(CohortPlan("synthetic", 2, seed=2, n_frames=4), tmp_path, SPEC)
