@@ -124,12 +124,12 @@ def build_header(source: SimulatedPullback | PullbackStream, patient: SyntheticP
     else:
         ds.LossyImageCompression = "00"
     # cine and IVUS modules
-    ds.FrameTime = f"{1000.0 * cal.frame_time_s:.6g}"
+    ds.FrameTime = f"{1000.0 * cal.frame_time_s:.10g}"
     ds.FrameIncrementPointer = Tag("FrameTime")
     ds.CineRate = int(round(cfg.fps))
     ds.RecommendedDisplayFrameRate = int(round(cfg.fps))
     ds.IVUSAcquisition = "MOTOR_PULLBACK"
-    ds.IVUSPullbackRate = f"{cal.pullback_rate_mm_s:.6g}"
+    ds.IVUSPullbackRate = f"{cal.pullback_rate_mm_s:.10g}"
     ds.IVUSPullbackStartFrameNumber = 1
     ds.IVUSPullbackStopFrameNumber = cfg.n_frames
     ds.TransducerType = "SECTOR_PHASED" if style.name.startswith("phased") else "SECTOR_MECH"
