@@ -67,25 +67,26 @@ class TensorRTEnsemble(EnsembleRuntime):
         self.device_index = _device_index(device, cp)
         self.precision = precision
         self.max_batch = max_batch
+        self.opt_batch = opt_batch
         self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         with cp.cuda.Device(self.device_index):
             self.gpu_name = cp.cuda.runtime.getDeviceProperties(self.device_index)["name"].decode()
             self.engine_path = self._engine_file(Path(onnx_path))
             if not self.engine_path.is_file():
-                self._build(Path(onnx_path), opt_batch)
-            runtime = trt.Runtime(self._logger)
-            self._engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+                self._build(Path(onnx_path))
+            self._runtime = trt.Runtime(self._logger)  # kept: it must outlive the engine
+            self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
             if self._engine is None:
                 raise InternalError(f"TensorRT could not load its cached engine {self.engine_path} (delete it to rebuild)")
             self._context = self._engine.create_execution_context()
 
     def _engine_file(self, onnx_path: Path) -> Path:
         gpu = re.sub(r"[^A-Za-z0-9]+", "-", self.gpu_name).strip("-")
-        key = f"{file_sha256(onnx_path)[:16]}-{gpu}-trt{self._trt.__version__}-{self.precision}-b{self.max_batch}"
+        key = f"{file_sha256(onnx_path)[:16]}-{gpu}-trt{self._trt.__version__}-{self.precision}-b{self.opt_batch}-{self.max_batch}"
         return cache_subdir("tensorrt") / f"{key}.plan"
 
-    def _build(self, onnx_path: Path, opt_batch: int) -> None:
+    def _build(self, onnx_path: Path) -> None:
         """Parse the graph, build a serialized engine over batch sizes 1..max_batch, cache it."""
         trt = self._trt
         log.warning("building a TensorRT %s engine for %s on %s (once; cached in %s)",
@@ -105,7 +106,7 @@ class TensorRTEnsemble(EnsembleRuntime):
             config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32, not TF32 tensor cores
         profile = builder.create_optimization_profile()
         frame = (self.spec.n_depth, self.spec.n_alines)
-        profile.set_shape(INPUT_NAME, (1, *frame), (opt_batch, *frame), (self.max_batch, *frame))
+        profile.set_shape(INPUT_NAME, (1, *frame), (self.opt_batch, *frame), (self.max_batch, *frame))
         config.add_optimization_profile(profile)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:

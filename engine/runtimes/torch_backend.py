@@ -69,6 +69,8 @@ class TorchEnsemble(EnsembleRuntime):
         if threads is not None and threads < 1:
             raise InputError(f"--threads must be at least 1, got {threads}")
         self._cp = _require_cuda(self.device) if on_cuda else None
+        if on_cuda:
+            self.device = torch.device("cuda", self.device.index or 0)
         super().__init__(ensemble, self._cp if on_cuda else np)
         if threads is not None:
             torch.set_num_threads(threads)
@@ -92,7 +94,7 @@ class TorchEnsemble(EnsembleRuntime):
             probability, spread = self._forward(torch.from_numpy(polar))
             return probability.numpy(), spread.numpy()
         cp = self._cp
-        with cp.cuda.Device(self.device.index or 0):
+        with cp.cuda.Device(self.device.index):
             with torch.cuda.stream(self._torch_stream(cp.cuda.get_current_stream().ptr)):
                 x = torch.from_dlpack(polar)
                 if self.cuda_graphs:
