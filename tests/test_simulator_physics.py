@@ -148,3 +148,16 @@ def test_chunks_are_independent_of_chunk_size_and_rgb_is_colour():
     coloured = ((whole[..., 0] != whole[..., 1]) | (whole[..., 1] != whole[..., 2])).any(axis=0)
     assert coloured.sum() > 50  # burnt-in coloured annotations
     assert (~coloured).mean() > 0.95  # the image itself is grey
+
+
+def test_confounders_make_shadows_and_bright_spots_but_no_labels():
+    everything = dict(guidewire=True, stent=True, side_branches=True, attenuated_plaque=True, dense_fibrous=True,
+                      catheter_artefacts=True, perivascular=True)
+    config = PullbackConfig(n_frames=600, image_size=256, calcium_fraction=0.0, fov_mm=11.0, **everything)
+    stream = iter_pullback(config, seed=6)
+    assert not stream.truth.labels(360).any() and not stream.truth.lesions
+    kinds = {c["kind"] for c in stream.truth.confounders}
+    assert kinds == {"guidewire", "stent", "branch", "attenuated", "fibrous", "bubble", "sheath", "vein", "pericardium"}
+    frames = stream.render(np.arange(0, 600, 50))
+    assert frames.max() == 255  # bright reflectors (wire, struts) without any calcium
+    assert stream.calibration.pixel_spacing_mm == (11.0 / 256, 11.0 / 256)

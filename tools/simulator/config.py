@@ -82,6 +82,7 @@ class PullbackConfig:
     color: str = "gray"  # 'gray' | 'rgb'
     jpeg: bool = False
     jpeg_quality: int = 90
+    fov_mm: float | None = None  # width of the displayed square; None: the device's (10 mm)
     label_noise: bool = False
     annotations: bool = True
     # content
@@ -114,7 +115,7 @@ class PullbackConfig:
 
     @property
     def pixel_mm(self) -> float:
-        return self.style.fov_mm / self.image_size
+        return (self.fov_mm or self.style.fov_mm) / self.image_size
 
     @property
     def nurd_enabled(self) -> bool:
@@ -136,6 +137,8 @@ class PullbackConfig:
             raise InputError(f"pullback rate must be in 0.05..10 mm/s, got {self.pullback_rate_mm_s}", source="synth")
         if not 0.0 <= self.calcium_fraction <= 0.95:
             raise InputError(f"calcium_fraction must be in 0..0.95, got {self.calcium_fraction}", source="synth")
+        if self.fov_mm is not None and not 8.0 <= self.fov_mm <= 16.0:
+            raise InputError(f"fov_mm must be in 8..16 mm, got {self.fov_mm}", source="synth")
         if not 10 <= self.jpeg_quality <= 100:
             raise InputError(f"jpeg_quality must be in 10..100, got {self.jpeg_quality}", source="synth")
 
@@ -164,6 +167,7 @@ class PullbackConfig:
             color=color,
             jpeg=bool(rng.random() < 0.3),
             jpeg_quality=int(rng.integers(75, 96)),
+            fov_mm=None if rng.random() < 0.5 else round(float(rng.uniform(9.6, 11.5)), 2),
             calcium_fraction=float(rng.uniform(0.15, 0.8)) if rng.random() > 0.08 else 0.0,
             guidewire=bool(rng.random() < 0.9),
             stent=bool(rng.random() < 0.3),
