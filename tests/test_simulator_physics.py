@@ -157,7 +157,8 @@ def test_confounders_make_shadows_and_bright_spots_but_no_labels():
     stream = iter_pullback(config, seed=6)
     assert not stream.truth.labels(360).any() and not stream.truth.lesions
     kinds = {c["kind"] for c in stream.truth.confounders}
-    assert kinds == {"guidewire", "stent", "branch", "attenuated", "fibrous", "bubble", "sheath", "vein", "pericardium"}
+    assert kinds == {"guidewire", "stent", "branch", "attenuated", "lipid", "fibrous", "bubble", "sheath", "vein",
+                     "pericardium"}
     frames = stream.render(np.arange(0, 600, 50))
     assert frames.max() == 255  # bright reflectors (wire, struts) without any calcium
     assert stream.calibration.pixel_spacing_mm == (11.0 / 256, 11.0 / 256)

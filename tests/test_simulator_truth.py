@@ -138,6 +138,7 @@ def test_random_configs_cover_every_confounder_and_about_40_percent_calcium():
         sampled = range(0, config.n_frames, 10)
         with_calcium += sum(bool(scene.tissue_arcs(i)) for i in sampled)
         frames += len(sampled)
-    assert kinds == {"guidewire", "attenuated", "fibrous", "branch", "bubble", "sheath", "stent", "vein", "pericardium"}
+    assert kinds == {"guidewire", "attenuated", "lipid", "fibrous", "branch", "bubble", "sheath", "stent", "vein",
+                     "pericardium"}
     assert devices == {"rotational40", "rotational60", "phased20"} and len(formats) == 4
     assert 0.28 < with_calcium / frames < 0.52

@@ -14,7 +14,7 @@ import numpy as np
 
 from tools.simulator.config import LesionSpec, PullbackConfig
 
-CONFOUNDER_KINDS = ("attenuated", "fibrous", "branch", "bubble", "stent", "sheath", "vein", "pericardium")
+CONFOUNDER_KINDS = ("attenuated", "lipid", "fibrous", "branch", "bubble", "stent", "sheath", "vein", "pericardium")
 
 
 @dataclass
@@ -134,6 +134,12 @@ def place_confounders(config: PullbackConfig, rng: np.random.Generator, length_m
             out.append(Segment("attenuated", z0, length, rng.uniform(30, 160), rng.uniform(0, 360), rng.normal(0, 40),
                                sharpness=0.4, params=dict(att_db_mm=(rng.uniform(8, 18),) * 2,
                                                           echo_db=(rng.uniform(-6, 0),) * 2)))
+    if config.attenuated_plaque:  # echolucent lipid pools inside the plaque, little attenuation
+        for z0, length in spans(max(1, rng.poisson(0.3 * per_cm)), 2.0, 10.0):
+            out.append(Segment("lipid", z0, length, rng.uniform(30, 130), rng.uniform(0, 360), rng.normal(0, 40),
+                               sharpness=0.5, params=dict(echo_db=(rng.uniform(-14, -7),) * 2,
+                                                          inner=(rng.uniform(0.15, 0.35),) * 2,
+                                                          outer=(rng.uniform(0.6, 0.9),) * 2)))
     if config.dense_fibrous:
         for z0, length in spans(max(1, rng.poisson(0.3 * per_cm)), 2.0, 12.0):
             out.append(Segment("fibrous", z0, length, rng.uniform(30, 150), rng.uniform(0, 360), rng.normal(0, 40),

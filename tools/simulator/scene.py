@@ -52,7 +52,7 @@ class RayScene:
     reverb_position: np.ndarray  # distance of the reverberating calcium surface
     bubble_loss_db: np.ndarray  # loss from air near the transducer
     sheath_db: np.ndarray  # extra brightness of sheath reverberation artefacts
-    bands: list[Band]  # perivascular structures: veins (dark), pericardium (bright)
+    bands: list[Band]  # veins (dark), pericardium (bright), lipid pools in plaque (dark)
 
 
 @dataclass
@@ -133,6 +133,7 @@ class Scene:
         branch_w = zeros()
         vein = Band(zeros(), zeros(), np.ones(shape))
         pericardium = Band(zeros(), zeros(), np.ones(shape))
+        lipid = Band(zeros(), zeros(), np.ones(shape))
 
         for i in range(len(frames)):
             zi, th = float(z[i]), theta[i]
@@ -149,8 +150,9 @@ class Scene:
 
         for i in range(len(frames)):
             for seg in self.confounders:
-                if seg.kind in ("vein", "pericardium") and (arc := seg.arc_at(float(z[i]))):
-                    self._perivascular(seg, arc, float(z[i]), i, theta[i], borders, vein, pericardium)
+                if seg.kind in ("vein", "pericardium", "lipid") and (arc := seg.arc_at(float(z[i]))):
+                    band = {"vein": vein, "pericardium": pericardium, "lipid": lipid}[seg.kind]
+                    self._band(seg, arc, float(z[i]), i, theta[i], borders, band)
         lumen_truth, vessel_truth = borders.lumen.copy(), borders.vessel.copy()
         borders.lumen += BRANCH_PUSH_MM * branch_w
         borders.vessel += BRANCH_PUSH_MM * branch_w
@@ -158,31 +160,36 @@ class Scene:
         if self.config.guidewire:
             reflectors.append(self._guidewire(z, theta, borders.lumen))
         return RayScene(z, theta, borders, lumen_truth, vessel_truth, att, calcium, reflectors, reverb,
-                        ca.position.copy(), bubble, sheath, [vein, pericardium])
+                        ca.position.copy(), bubble, sheath, [vein, pericardium, lipid])
 
-    def _perivascular(self, seg: Segment, arc, zi, i, th, borders: Borders, vein: Band, pericardium: Band) -> None:
-        """A vein (round, echolucent) or the pericardium (bright band) outside the adventitia."""
+    def _band(self, seg: Segment, arc, zi, i, th, borders: Borders, band: Band) -> None:
+        """A lipid pool inside the plaque, the pericardium (bright) or a vein (round, echolucent)."""
         start, extent = arc
+        gain = 10 ** (seg.param("echo_db", zi) / 20)
+        if seg.kind in ("lipid", "pericardium"):
+            w = _arc_weight(th, arc, 15.0)
+            hit = w > 0
+            if seg.kind == "lipid":
+                inner, outer = borders.lumen[i], borders.vessel[i] - borders.media[i]
+                top, bottom = (inner + seg.param(k, zi) * (outer - inner) for k in ("inner", "outer"))
+            else:
+                top = borders.vessel[i] + borders.adventitia[i] + seg.param("gap_mm", zi)
+                bottom = top + seg.param("thickness_mm", zi)
+            band.start[i, hit], band.end[i, hit] = top[hit], bottom[hit]
+            band.gain[i, hit] = 1 + w[hit] * (gain - 1)
+            return
         centre = (start + extent / 2) % 360.0
         k_ray = int(np.argmin(np.abs((th - centre + 180.0) % 360.0 - 180.0)))
         outside = borders.vessel[i, k_ray] + borders.adventitia[i, k_ray] + seg.param("gap_mm", zi)
-        if seg.kind == "pericardium":
-            w = _arc_weight(th, arc, 15.0)
-            hit = w > 0
-            depth = borders.vessel[i] + borders.adventitia[i] + seg.param("gap_mm", zi)
-            pericardium.start[i, hit] = depth[hit]
-            pericardium.end[i, hit] = depth[hit] + seg.param("thickness_mm", zi)
-            pericardium.gain[i, hit] = 1 + w[hit] * (10 ** (seg.param("echo_db", zi) / 20) - 1)
-            return
         radius = seg.param("radius_mm", zi)
         d = outside + radius  # vein centre distance from the catheter
         offset = np.deg2rad((th - centre + 180.0) % 360.0 - 180.0)
         perp = d * np.sin(offset)
         hit = (np.abs(perp) < radius) & (np.cos(offset) > 0)
         half = np.sqrt(np.maximum(radius**2 - perp**2, 0.0))
-        vein.start[i, hit] = (d * np.cos(offset) - half)[hit]
-        vein.end[i, hit] = (d * np.cos(offset) + half)[hit]
-        vein.gain[i, hit] = 10 ** (seg.param("echo_db", zi) / 20)
+        band.start[i, hit] = (d * np.cos(offset) - half)[hit]
+        band.end[i, hit] = (d * np.cos(offset) + half)[hit]
+        band.gain[i, hit] = gain
 
     def _apply_confounder(self, seg: Segment, arc, zi, i, th, borders: Borders, att, bubble, sheath,
                           branch_w, strut: Reflector) -> None:
