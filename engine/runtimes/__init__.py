@@ -9,11 +9,14 @@ Backends and the packages they need are imported only when chosen.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import BackendUnavailableError, InputError
-from engine.model.weights import LoadedEnsemble, load_ensemble
 from engine.runtimes.base import EnsembleRuntime
 from engine.xp import cupy_or_none
+
+if TYPE_CHECKING:  # torch-heavy; imported when a runtime is created (keeps CLI --help fast)
+    from engine.model.weights import LoadedEnsemble
 
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 
@@ -45,6 +48,8 @@ def create_runtime(
     when None). Raises InputError for an unknown backend or option, BackendUnavailableError when
     the backend's packages or device are missing.
     """
+    from engine.model.weights import LoadedEnsemble, load_ensemble  # noqa: PLC0415
+
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r} (expected one of {', '.join(BACKENDS)})")
     if backend == "auto":

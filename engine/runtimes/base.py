@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.errors import InputError
 from engine.model.spec import InputSpec
-from engine.model.weights import LoadedEnsemble
 from engine.xp import namespace_of
+
+if TYPE_CHECKING:  # importing the weights module pulls in torch; the interface does not need it
+    from engine.model.weights import LoadedEnsemble
 
 
 class EnsembleRuntime(ABC):
