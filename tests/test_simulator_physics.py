@@ -9,6 +9,7 @@ import pytest
 from engine.geometry import PolarSampler
 from engine.model.spec import InputSpec
 from tools.simulator import LesionSpec, PullbackConfig, iter_pullback, simulate_pullback
+from tools.simulator.lesions import CONFOUNDER_KINDS
 from tools.simulator.scene import WIRE_RADIUS_MM
 
 QUIET = dict(guidewire=False, stent=False, side_branches=False, attenuated_plaque=False, dense_fibrous=False,
@@ -157,8 +158,7 @@ def test_confounders_make_shadows_and_bright_spots_but_no_labels():
     stream = iter_pullback(config, seed=6)
     assert not stream.truth.labels(360).any() and not stream.truth.lesions
     kinds = {c["kind"] for c in stream.truth.confounders}
-    assert kinds == {"guidewire", "stent", "branch", "attenuated", "lipid", "fibrous", "bubble", "sheath", "vein",
-                     "pericardium"}
+    assert kinds == {"guidewire", *CONFOUNDER_KINDS}
     frames = stream.render(np.arange(0, 600, 50))
     assert frames.max() == 255  # bright reflectors (wire, struts) without any calcium
     assert stream.calibration.pixel_spacing_mm == (11.0 / 256, 11.0 / 256)
