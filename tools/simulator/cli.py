@@ -17,15 +17,17 @@ MIXED = "mixed"
 @click.option("--frames", type=int, default=None, help="Fix the frames per pullback (default: 200-3000).")
 @click.option("--device", type=click.Choice([MIXED, *DEVICES]), default=MIXED, show_default=True,
               help="Catheter style.")
-@click.option("--fps", type=click.Choice([MIXED, "30", "60"]), default=MIXED, show_default=True)
+@click.option("--fps", type=click.Choice([MIXED, "30", "60"]), default=MIXED, show_default=True,
+              help="Frames per second.")
 @click.option("--pullback-rate", type=click.Choice([MIXED, "0.5", "1.0"]), default=MIXED, show_default=True,
               help="Pullback speed in mm/s.")
-@click.option("--color", type=click.Choice([MIXED, "gray", "rgb"]), default=MIXED, show_default=True)
+@click.option("--color", type=click.Choice([MIXED, "gray", "rgb"]), default=MIXED, show_default=True,
+              help="Grayscale export or RGB with coloured burnt-in annotations.")
 @click.option("--format", "fmt", type=click.Choice([MIXED, "native", "jpeg"]), default=MIXED, show_default=True,
               help="Pixel encoding: native 8 bit or JPEG Baseline.")
 @click.option("--label-noise/--exact-labels", default=False, show_default=True,
               help="Labels with weak-expert noise (exact arcs are kept beside them).")
-@click.option("--image-size", type=int, default=512, show_default=True)
+@click.option("--image-size", type=int, default=512, show_default=True, help="Frame width = height in pixels.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes generating pullbacks in parallel (the files do not depend on it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
