@@ -119,3 +119,21 @@ def test_export_command_reports_a_missing_model(tmp_path: Path, capsys: pytest.C
     missing = tmp_path / "none.safetensors"
     assert main(["export", "--model", str(missing), "--out", str(tmp_path / "x.onnx")]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fp16_graph_for_tensorrt_stays_close_to_fp32(tmp_path: Path) -> None:
+    """The graph TensorRT's fp16 engine is built from: half-precision members, float32 in and out.
+
+    ONNX Runtime runs it on the CPU too, which checks the graph itself without a GPU."""
+    import onnxruntime as ort
+
+    small = random_ensemble(tmp_path / "two.safetensors", n_members=2, seed=3)
+    export = export_onnx(small, tmp_path / "two-fp16.onnx", precision="fp16")
+    model = onnx.load(str(export.path))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+    polar = _polar(2, seed=5)
+    probability, _ = ort.InferenceSession(str(export.path), providers=["CPUExecutionProvider"]).run(None, {"polar": polar})
+    ref_prob, _ = ensemble_probabilities(small.models, torch.from_numpy(polar))
+    assert np.abs(probability - ref_prob.numpy()).max() <= 2e-2
