@@ -83,6 +83,7 @@ class PullbackConfig:
     jpeg: bool = False
     jpeg_quality: int = 90
     fov_mm: float | None = None  # width of the displayed square; None: the device's (10 mm)
+    psf_scale: float = 1.0  # pulse length and beam width relative to the device's (catheter-to-catheter spread)
     label_noise: bool = False
     annotations: bool = True
     # content
@@ -103,7 +104,12 @@ class PullbackConfig:
 
     @property
     def style(self) -> DeviceStyle:
-        return DEVICES[self.device]
+        """The device, with its point-spread function scaled by `psf_scale`."""
+        base = DEVICES[self.device]
+        if self.psf_scale == 1.0:
+            return base
+        return replace(base, axial_psf_mm=base.axial_psf_mm * self.psf_scale,
+                       lateral_beam_mm=base.lateral_beam_mm * self.psf_scale)
 
     @property
     def frame_time_s(self) -> float:
@@ -139,6 +145,8 @@ class PullbackConfig:
             raise InputError(f"calcium_fraction must be in 0..0.95, got {self.calcium_fraction}", source="synth")
         if self.fov_mm is not None and not 8.0 <= self.fov_mm <= 16.0:
             raise InputError(f"fov_mm must be in 8..16 mm, got {self.fov_mm}", source="synth")
+        if not 0.5 <= self.psf_scale <= 2.0:
+            raise InputError(f"psf_scale must be in 0.5..2, got {self.psf_scale}", source="synth")
         if not 10 <= self.jpeg_quality <= 100:
             raise InputError(f"jpeg_quality must be in 10..100, got {self.jpeg_quality}", source="synth")
 
@@ -168,6 +176,7 @@ class PullbackConfig:
             jpeg=bool(rng.random() < 0.3),
             jpeg_quality=int(rng.integers(75, 96)),
             fov_mm=None if rng.random() < 0.5 else round(float(rng.uniform(9.6, 11.5)), 2),
+            psf_scale=round(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))), 3),
             calcium_fraction=float(rng.uniform(0.15, 0.8)) if rng.random() > 0.08 else 0.0,
             guidewire=bool(rng.random() < 0.9),
             stent=bool(rng.random() < 0.3),
