@@ -91,6 +91,7 @@ def test_truth_files_round_trip(tmp_path):
     path = write_truth(tmp_path / "case.dcm", truth)
     assert path.name == "case.truth.npz"
     loaded = load_truth(tmp_path / "case.dcm")
+    assert load_truth(path).arcs == loaded.arcs  # the npz names the same truth as its DICOM
     assert loaded.arcs == truth.arcs and loaded.exact_arcs == truth.exact_arcs
     assert np.array_equal(loaded.labels(360), truth.labels(360))
     assert loaded.lesions == truth.lesions and loaded.lesions[0].nodule

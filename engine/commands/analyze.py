@@ -24,6 +24,7 @@ from engine.progress import progress
 from engine.quantify import ClinicalFindings, QuantifySettings
 from engine.report import FrameGeometry, KeyFrameKeeper, ResultCollector, result_from_probabilities, write_report
 from engine.report.result import AnalysisResult
+from engine.runtimes.cli_options import runtime_options
 
 
 class RecentChunks:
@@ -132,10 +133,7 @@ def read_truth(path: Path) -> Any:
     """The simulator's truth (give NAME.truth.npz or the NAME.dcm beside it); read before any work."""
     from tools.simulator import load_truth  # noqa: PLC0415 - only --truth needs the simulator
 
-    path = Path(path)
-    if path.name.endswith(".truth.npz"):  # load_truth locates the npz from the DICOM name beside it
-        path = path.with_name(path.name.removesuffix(".truth.npz") + ".dcm")
-    return load_truth(path)
+    return load_truth(Path(path))
 
 
 def truth_map(truth: Any, n_frames: int, n_alines: int, source: Path) -> np.ndarray:
@@ -154,9 +152,6 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Output directory.")
 @click.option("--journal", type=_FILE, help="Rebuild the report from a live engine's journal instead of a DICOM file.")
-@click.option("--backend", default="auto", show_default=True,
-              help="Inference backend: auto, onnxruntime, torch, tensorrt.")
-@click.option("--model", type=_FILE, default=None, help="Ensemble weights (.safetensors); default: the shipped model.")
 @click.option("--window-frames", default=13, show_default=True, type=int, help="Filter window along frames (odd).")
 @click.option("--window-alines", default=61, show_default=True, type=int, help="Filter window along A-lines (odd).")
 @click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1),
@@ -171,12 +166,15 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
               help="Simulator truth (NAME.truth.npz): overlay it and add agreement metrics.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no closing summary line.")
 @calibration_options
+@runtime_options
 def command(
     pullback: Path | None,
     out_dir: Path,
     journal: Path | None,
     backend: str,
     model: Path | None,
+    device: str | None,
+    threads: int | None,
     window_frames: int,
     window_alines: int,
     chunk_frames: int,
@@ -211,7 +209,7 @@ def command(
             raise InputError("file not found", source=str(pullback))
         from engine.runtimes import create_runtime  # noqa: PLC0415 - heavy: only when inferring
 
-        runtime = create_runtime(backend, model)
+        runtime = create_runtime(backend, model, device=device, threads=threads)
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
     labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data is not None else None
     summary = write_report(out_dir, result, labels, key_frames, geometry)

@@ -95,10 +95,11 @@ def _unflatten(n_frames: int, frame: np.ndarray, start: np.ndarray, extent: np.n
 
 
 def truth_paths(dicom_path: str | Path) -> tuple[Path, Path]:
-    """(`NAME.truth.npz`, `NAME.lesions.json`) beside `NAME.dcm`."""
-    p = Path(dicom_path)
-    stem = p.with_suffix("") if p.suffix.lower() == ".dcm" else p
-    base = str(stem).removesuffix(".truth")
+    """(`NAME.truth.npz`, `NAME.lesions.json`) beside `NAME.dcm` (also given `NAME.truth.npz` itself)."""
+    base = str(Path(dicom_path))
+    for suffix in (".dcm", ".DCM", ".npz"):
+        base = base.removesuffix(suffix)
+    base = base.removesuffix(".truth")
     return Path(base + ".truth.npz"), Path(base + ".lesions.json")
 
 
