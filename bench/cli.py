@@ -8,11 +8,12 @@ after the scenario name.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from bench.machine import machine_info
+from bench.machine import load_average, machine_info
 from bench.report import write_report
 from bench.result import ScenarioResult
 
@@ -36,15 +37,25 @@ def common_options(func):
             "cache_dir": cache_dir or parent.get("cache_dir") or DEFAULT_CACHE,
             "weights": weights or parent.get("weights"),
             "quiet": bool(quiet or parent.get("quiet")),
+            "machine": machine_info(),  # at the start, so its load average is the one before the run
         }
         return func(*args, options=options, **kwargs)
 
     return wrapper
 
 
+def with_load(run: Callable[..., ScenarioResult], *args, **kwargs) -> ScenarioResult:
+    """Run one scenario and record the load average just before and just after it."""
+    before = load_average()
+    result = run(*args, **kwargs)
+    result.settings["load_avg_before"] = before
+    result.settings["load_avg_after"] = load_average()
+    return result
+
+
 def finish(results: list[ScenarioResult], options: dict) -> None:
     """Write the report and say where it went, with one line per skipped scenario."""
-    written = write_report(options["out"], machine_info(), results)
+    written = write_report(options["out"], options["machine"], results)
     for result in results:
         if result.skipped:
             click.echo(f"skipped {result.name}: {result.skipped}", err=True)
@@ -72,7 +83,7 @@ def filter_command(options: dict, frames: int, xp_name: str, windows: tuple[tupl
     """Filter alone: ring buffer against per-frame recomputation, across window sizes."""
     from bench import filter_speed  # noqa: PLC0415
 
-    result = filter_speed.run(frames=frames, windows=windows or filter_speed.WINDOWS, xp_name=xp_name, recompute_seconds=recompute_seconds)
+    result = with_load(filter_speed.run, frames=frames, windows=windows or filter_speed.WINDOWS, xp_name=xp_name, recompute_seconds=recompute_seconds)
     finish([result], options)
 
 
@@ -116,7 +127,7 @@ def _pullback(options: dict, given: Path | None, frames: int, image_size: int) -
 @click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True, help="Frames decoded and inferred at a time.")
 def offline_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, image_size: int, chunk_frames: int) -> None:
     """Offline pipeline stage by stage and composed, against the naive baseline."""
-    finish([_offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames)], options)
+    finish([with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames)], options)
 
 
 def _offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames) -> ScenarioResult:
@@ -135,7 +146,7 @@ def _offline(options, backend, device, threads, pullback, frames, baseline_frame
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the CPU backends and the eager baseline (default: each one's own).")
 def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None) -> None:
     """Inference runtimes on the same frames, batch 1 and batched, against PyTorch eager."""
-    finish([_runtimes(options, backends, batches, frames, threads)], options)
+    finish([with_load(_runtimes, options, backends, batches, frames, threads)], options)
 
 
 def _runtimes(options, backends, batches, frames, threads=None) -> ScenarioResult:
@@ -160,7 +171,7 @@ def soak_command(options: dict, backend: str, device: str | None, threads: int |
 
     path = _pullback(options, pullback, 256, image_size)
     model, runtime = _setup(options, backend, device, threads)
-    result = soak.run(path, runtime, model.description, frames, pullback_frames, batch, quiet=options["quiet"])
+    result = with_load(soak.run, path, runtime, model.description, frames, pullback_frames, batch, quiet=options["quiet"])
     finish([result], options)
 
 
@@ -176,7 +187,7 @@ def stream_command(options: dict, backend: str, device: str | None, threads: int
     """End to end over ZeroMQ: ivuscal serve in a child process, replayed at 30/60 fps and max."""
     if device is not None:
         raise click.BadParameter("ivuscal serve runs its backend's default device", param_hint="--device")
-    finish([_stream(options, backend, threads, pullback, frames, rates, max_batch, image_size)], options)
+    finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size)], options)
 
 
 def _stream(options, backend, threads, pullback, frames, rates, max_batch, image_size) -> ScenarioResult:
@@ -205,10 +216,10 @@ def all_command(options: dict, backend: str, device: str | None, threads: int | 
     from bench.headline import headline  # noqa: PLC0415
 
     results = [
-        _stream(options, backend, threads, pullback, stream_frames, (), 8, image_size),
-        _offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, 32),
-        _runtimes(options, (), (), 64, threads),
-        filter_speed.run(),
+        with_load(_stream, options, backend, threads, pullback, stream_frames, (), 8, image_size),
+        with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size, 32),
+        with_load(_runtimes, options, (), (), 64, threads),
+        with_load(filter_speed.run),
     ]
     summary = headline(results)
     finish(([summary] if summary else []) + results, options)

@@ -52,7 +52,8 @@ def markdown_report(document: dict) -> str:
         + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
         f"- Software: {versions}; torch threads {m['torch_threads']}; commit {m.get('git_commit') or 'unknown'}",
         f"- Load average (1/5/15 min) at start {_triple(m['load_average_start'])}, "
-        f"at end {_triple(m['load_average_end'])} (other work on the machine makes timings noisy)",
+        f"at end {_triple(m['load_average_end'])}; per scenario in its settings "
+        "(other work on the machine makes timings noisy)",
         "",
     ]
     for scenario in document["scenarios"]:
@@ -96,7 +97,7 @@ def _fmt(value) -> str:
             return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
         return f"{value:.3g}"
     if isinstance(value, (list, tuple)):
-        return "x".join(_fmt(v) for v in value)
+        return "/".join(_fmt(v) for v in value)
     return str(value)
 
 
