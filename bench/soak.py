@@ -1,5 +1,5 @@
 """Soak: an hour of frames (108,000 at 30 fps) through the engine at the maximum rate, with the
-process's resident memory sampled all along; memory must stay flat.
+process's resident memory sampled all along; memory must stay flat (slope over the second half).
 
 Frames of a recorded pullback are decoded once and replayed in a loop through
 `CalciumPipeline` (polar -> ensemble -> filter -> quantify) in batches, as consecutive pullbacks
@@ -24,7 +24,9 @@ from engine.runtimes import EnsembleRuntime
 
 NAME = "soak"
 TITLE = "Soak: memory over a long run at the maximum rate"
-WARMUP_SHARE = 0.2  # the first fifth (allocator, caches, first pullback) is left out of the slope
+# The slope is fitted over the second half: the first half holds the one-off growth of the first
+# pullbacks (allocator pools, per-pullback maps), which is not a leak; a leak shows in both halves.
+WARMUP_SHARE = 0.5
 
 
 def run(
@@ -88,7 +90,8 @@ def run(
         "frames_per_s": rate(done, wall),
         "cpu_percent": usage.cpu_percent,
         "rss_start_mib": float(usage.rss_mib[0]),
-        "rss_after_warmup_mib": first_rss,
+        "rss_half_way_mib": first_rss,
+        "rss_growth_second_half_mib": last_rss - first_rss,
         "rss_end_mib": last_rss,
         "peak_rss_mib": usage.peak_rss_mib,
         "rss_slope_mib_per_1000_frames": slope,
@@ -102,15 +105,17 @@ def run(
             "pullbacks": pullbacks,
             "frames/s": summary["frames_per_s"],
             "CPU %": summary["cpu_percent"],
-            "RSS after warm-up MiB": first_rss,
+            "RSS at half-way MiB": first_rss,
             "RSS end MiB": last_rss,
             "peak RSS MiB": summary["peak_rss_mib"],
+            "growth in 2nd half MiB": last_rss - first_rss,
             "slope MiB/1000 frames": slope,
             "slope MiB/hour at 30 fps": summary["rss_slope_mib_per_hour_at_30fps"],
         }
     )
     result.notes.append(
-        f"Slope: least squares of RSS against frames over the last {1 - WARMUP_SHARE:.0%} of the run. "
+        f"Slope: least squares of RSS against frames over the last {1 - WARMUP_SHARE:.0%} of the run "
+        "(the first pullbacks' one-off growth is left out). "
         f"{len(source)} decoded frames are looped, as consecutive pullbacks of {pullback_frames} frames."
     )
     return result

@@ -55,7 +55,7 @@ def _check_numbers(node, path: str) -> list[str]:
     for where, value in _numbers(node, path):
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
             found.append(f"{where}: not a finite number ({value})")
-        elif value < 0 and "slope" not in where:  # a memory slope may be negative
+        elif value < 0 and "slope" not in where and "growth" not in where:  # memory may shrink
             found.append(f"{where}: negative ({value})")
     return found
 
