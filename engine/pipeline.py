@@ -10,6 +10,11 @@ in order, in batches of any size (the results do not depend on the batching); `e
 the filter and returns the last final frames and the pullback summary.
 `process_probabilities` is the post-inference half (filter + quantify), for drivers that
 already hold the ensemble's probabilities (e.g. rebuilding a report from a journal).
+
+Device residency: probabilities, spread and filter rows stay on the pipeline's `xp` (CuPy on a
+GPU) and arcs are found there (`run_boundaries`). Per batch, one transfer brings back the run
+boundaries of the provisional and final rows (the host rebuilds the bool rows from them) and,
+unless `return_rows=False`, one more brings back the probability and spread rows.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from engine.errors import InputError
 from engine.filter import StreamingCalciumFilter, check_window
 from engine.geometry import PolarSampler
 from engine.model.spec import InputSpec
-from engine.quantify import Arc, ClinicalFindings, Lesion, LesionTracker, PullbackSummary, QuantifySettings, frame_arcs
+from engine.quantify import Arc, ClinicalFindings, Lesion, LesionTracker, PullbackSummary, QuantifySettings
+from engine.quantify.arcs import arcs_from_runs, calcium_from_runs, run_boundaries
 from engine.xp import to_numpy
 
 
@@ -86,8 +92,8 @@ class FrameOutput:
 
     index: int
     position_mm: float
-    probability: np.ndarray  # float32 (A,), ensemble mean before the filter
-    spread: np.ndarray  # float32 (A,), ensemble disagreement
+    probability: np.ndarray | None  # float32 (A,), ensemble mean before the filter (None: return_rows=False)
+    spread: np.ndarray | None  # float32 (A,), ensemble disagreement (None: return_rows=False)
     provisional: np.ndarray  # bool (A,), the filter as if the pullback ended here
     provisional_arcs: list[Arc]
     final: list[FinalFrame]  # frames that became final with this one (index - h)
@@ -104,11 +110,22 @@ class PullbackOutput(NamedTuple):
 class CalciumPipeline:
     """decode -> polar -> ensemble -> filter -> quantify, for one pullback at a time."""
 
-    def __init__(self, runtime: Runtime | None, settings: PipelineSettings | None = None, xp: ModuleType | None = None) -> None:
-        """`xp` (sampler and filter arrays) defaults to the runtime's namespace, else NumPy."""
+    def __init__(
+        self,
+        runtime: Runtime | None,
+        settings: PipelineSettings | None = None,
+        xp: ModuleType | None = None,
+        return_rows: bool = True,
+    ) -> None:
+        """`xp` (sampler, filter and arc arrays) defaults to the runtime's namespace, else NumPy.
+
+        `return_rows=False` leaves `FrameOutput.probability` and `.spread` None, so that only arcs
+        (and the calcium rows rebuilt from them) cross from the device.
+        """
         self.runtime = runtime
         self.settings = settings or PipelineSettings()
         self.xp = xp if xp is not None else getattr(runtime, "xp", np)
+        self.return_rows = return_rows
         self._filter: StreamingCalciumFilter | None = None
         self._sampler: PolarSampler | None = None
         self._tracker: LesionTracker | None = None
@@ -157,29 +174,34 @@ class CalciumPipeline:
     def process_probabilities(self, mean: Any, spread: Any, first_index: int) -> list[FrameOutput]:
         """The post-inference stages: ensemble rows (B, A) of frames `first_index ..` -> outputs."""
         filt, tracker = self._started()
-        mean, spread = to_numpy(mean).astype(np.float32, copy=False), to_numpy(spread).astype(np.float32, copy=False)
+        mean, spread = self._on_xp(mean), self._on_xp(spread)
         if mean.ndim != 2 or mean.shape[1] != filt.n_alines or spread.shape != mean.shape:
             raise InputError(
                 f"probabilities must be (B, {filt.n_alines}) with a matching spread, got {mean.shape} and {spread.shape}"
             )
         if first_index != self._next:
             raise InputError(f"pipeline expected frame {self._next}, got frame {first_index}")
-        outputs = []
-        for offset, (row, spread_row) in enumerate(zip(mean, spread, strict=True)):
-            index = first_index + offset
-            step = filt.push(self.xp.asarray(row))
-            final, closed = self._finalize(step.final, tracker)
-            provisional = to_numpy(step.provisional[1])
-            outputs.append(
-                FrameOutput(index, index * self._spacing, row, spread_row, provisional, frame_arcs(provisional), final, closed)
-            )
-        self._next += len(mean)
+        steps = [filt.push(row) for row in mean]
+        finals = [pair for step in steps for pair in step.final]
+        calcium, arcs = self._to_host([step.provisional[1] for step in steps] + [row for _, row in finals])
+        rows = self._rows_to_host(mean, spread)
+        outputs, k = [], len(steps)
+        for offset, step in enumerate(steps):
+            index, n_final = first_index + offset, len(step.final)
+            final_indices = [i for i, _ in step.final]
+            final, closed = self._finalize(final_indices, calcium[k : k + n_final], arcs[k : k + n_final], tracker)
+            k += n_final
+            prob, spread_row = (rows[0, offset], rows[1, offset]) if rows is not None else (None, None)
+            outputs.append(FrameOutput(index, index * self._spacing, prob, spread_row, calcium[offset], arcs[offset], final, closed))
+        self._next += len(steps)
         return outputs
 
     def end(self) -> PullbackOutput:
         """Flush the filter (last frame repeated) and close the lesions; the pullback is done."""
         filt, tracker = self._started()
-        final, _ = self._finalize(filt.flush(), tracker)
+        rows = filt.flush()
+        calcium, arcs = self._to_host([row for _, row in rows])
+        final, _ = self._finalize([i for i, _ in rows], calcium, arcs, tracker)
         tracker.finish()
         summary = tracker.summary()
         self._filter = self._tracker = None
@@ -190,12 +212,33 @@ class CalciumPipeline:
             raise InputError("pipeline not started: call begin() before processing frames")
         return self._filter, self._tracker
 
-    def _finalize(self, rows: list[tuple[int, Any]], tracker: LesionTracker) -> tuple[list[FinalFrame], list[Lesion]]:
+    def _on_xp(self, array: Any) -> Any:
+        """`array` as float32 on the pipeline's namespace (one upload when it comes from the host)."""
+        array = to_numpy(array) if self.xp is np else self.xp.asarray(array)
+        return array.astype(np.float32, copy=False)
+
+    def _to_host(self, rows: list[Any]) -> tuple[np.ndarray, list[list[Arc]]]:
+        """Bool filter rows on `xp` -> host bool rows (n, A) and their arcs; only run boundaries cross."""
+        n_alines = self._started()[0].n_alines
+        if not rows:
+            return np.zeros((0, n_alines), dtype=bool), []
+        runs = to_numpy(self.xp.stack(run_boundaries(self.xp.stack(rows), self.xp)))
+        return calcium_from_runs(runs, len(rows), n_alines), arcs_from_runs(runs, len(rows), n_alines)
+
+    def _rows_to_host(self, mean: Any, spread: Any) -> np.ndarray | None:
+        """Probability and spread (2, B, A) float32 on the host in one transfer, when asked for."""
+        if not self.return_rows:
+            return None
+        return to_numpy(self.xp.stack((mean, spread)))
+
+    def _finalize(
+        self, indices: list[int], calcium: np.ndarray, arcs: list[list[Arc]], tracker: LesionTracker
+    ) -> tuple[list[FinalFrame], list[Lesion]]:
+        """Final frames `indices` (host rows and arcs) -> `FinalFrame`s, in order through the lesion tracker."""
         final, closed = [], []
-        for index, row in rows:
-            calcium = to_numpy(row)
-            closed.extend(tracker.update(index, calcium))
-            final.append(FinalFrame(index, index * self._spacing, calcium, frame_arcs(calcium)))
+        for index, row, row_arcs in zip(indices, calcium, arcs, strict=True):
+            closed.extend(tracker.update(index, row))
+            final.append(FinalFrame(index, index * self._spacing, row, row_arcs))
         return final, closed
 
     def _polar(self, frames: Any) -> Any:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import engine.pipeline
 from engine.errors import InputError
 from engine.filter import filter_map
 from engine.geometry import PolarSampler
@@ -15,7 +16,7 @@ from engine.model.network import CalciumNet, NetConfig
 from engine.model.spec import InputSpec
 from engine.model.weights import ensemble_probabilities
 from engine.pipeline import CalciumPipeline, PipelineSettings
-from engine.quantify import QuantifySettings, summarize_pullback
+from engine.quantify import QuantifySettings, frame_arcs, summarize_pullback
 from engine.xp import cupy_or_none
 
 SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.1)
@@ -144,6 +145,71 @@ def test_probabilities_only_pipeline_for_report_rebuilds() -> None:
     np.testing.assert_array_equal(calcium, filter_map(prob, 3, 5))
 
 
+def rows_pipeline(prob: np.ndarray, batches: list[int], xp: object = np, return_rows: bool = True) -> tuple[list, object]:
+    """`prob` through the post-inference stages in `batches`: (outputs, PullbackOutput)."""
+    pipeline = CalciumPipeline(None, PipelineSettings(window_frames=5, window_alines=31), xp=xp, return_rows=return_rows)
+    pipeline.begin_rows(0.1, prob.shape[1])
+    outputs, start = [], 0
+    for size in batches:
+        chunk = xp.asarray(prob[start : start + size])
+        outputs.extend(pipeline.process_probabilities(chunk, chunk / 2, start))
+        start += size
+    return outputs, pipeline.end()
+
+
+def filtered(outputs: list, end: object) -> list:
+    """Everything a driver reads of the filter and quantify stages, comparable with ==."""
+    rows = [(o.index, o.provisional.tobytes(), o.provisional_arcs, [(f.index, f.calcium.tobytes(), f.arcs) for f in o.final],
+             [lesion.to_dict() for lesion in o.closed_lesions]) for o in outputs]  # fmt: skip
+    return [rows, [(f.index, f.calcium.tobytes(), f.arcs) for f in end.final], end.summary.to_dict()]
+
+
+def smooth_probabilities(n: int, a: int, seed: int) -> np.ndarray:
+    """Probabilities with whole-circle, empty and wrap-around frames after the filter."""
+    rng = np.random.default_rng(seed)
+    prob = rng.random((n, a)) * 0.6 + rng.random((n, 1)) * 0.5
+    prob[n // 3 : n // 2] = 0.9
+    return prob.astype(np.float32)
+
+
+def test_arcs_are_the_arcs_of_the_returned_rows() -> None:
+    prob = smooth_probabilities(60, 90, seed=7)
+    outputs, end = rows_pipeline(prob, [60])
+    finals = [f for o in outputs for f in o.final] + end.final
+    assert [f.index for f in finals] == list(range(60))
+    for o in outputs:
+        assert o.provisional_arcs == frame_arcs(o.provisional)
+    assert all(f.arcs == frame_arcs(f.calcium) for f in finals)
+    assert any(len(f.arcs) == 1 and f.arcs[0].n_alines == 90 for f in finals)
+    assert any(not f.arcs for f in finals)
+    assert any(arc.end_deg < arc.start_deg for f in finals for arc in f.arcs)
+
+
+def test_rows_stay_behind_when_not_asked_for() -> None:
+    prob = smooth_probabilities(40, 64, seed=8)
+    with_rows, without_rows = rows_pipeline(prob, [9, 31]), rows_pipeline(prob, [9, 31], return_rows=False)
+    assert filtered(*with_rows) == filtered(*without_rows)
+    assert all(o.probability is None and o.spread is None for o in without_rows[0])
+    np.testing.assert_array_equal(np.stack([o.probability for o in with_rows[0]]), prob)
+    np.testing.assert_array_equal(np.stack([o.spread for o in with_rows[0]]), prob / 2)
+
+
+@pytest.mark.parametrize("return_rows", [True, False])
+def test_host_transfers_per_batch_do_not_grow_with_the_batch(monkeypatch: pytest.MonkeyPatch, return_rows: bool) -> None:
+    calls = []
+    to_numpy = engine.pipeline.to_numpy
+    monkeypatch.setattr(engine.pipeline, "to_numpy", lambda array: calls.append(array.shape) or to_numpy(array))
+    prob = smooth_probabilities(41, 64, seed=9)
+    pipeline = CalciumPipeline(None, PipelineSettings(window_frames=5, window_alines=31), return_rows=return_rows)
+    pipeline.begin_rows(0.1, 64)
+    counts = []
+    for start, stop in ((0, 1), (1, 41)):
+        calls.clear()
+        pipeline.process_probabilities(prob[start:stop], prob[start:stop], start)
+        counts.append(len(calls))
+    assert counts[0] == counts[1] == 2 + 1 + return_rows  # two inputs, the run boundaries, the rows
+
+
 def test_bad_inputs_are_named(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
     pipeline = CalciumPipeline(runtime)
     with pytest.raises(InputError, match="begin"):
@@ -160,16 +226,15 @@ def test_bad_inputs_are_named(runtime: TorchTestRuntime, frames: np.ndarray) -> 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(cupy_or_none() is None, reason="needs CuPy with a CUDA GPU")
-def test_cupy_post_inference_equals_numpy() -> None:
+@pytest.mark.parametrize("return_rows", [True, False])
+def test_cupy_post_inference_equals_numpy(return_rows: bool) -> None:
     cp = cupy_or_none()
-    rng = np.random.default_rng(6)
-    prob = rng.random((40, 360)).astype(np.float32)
-    results = []
-    for xp in (np, cp):
-        pipeline = CalciumPipeline(None, PipelineSettings(), xp=xp)
-        pipeline.begin_rows(0.1, 360)
-        outputs = pipeline.process_probabilities(xp.asarray(prob), xp.asarray(prob), 0)
-        final, summary = pipeline.end()
-        rows = [(f.index, f.calcium.tobytes()) for o in outputs for f in o.final] + [(f.index, f.calcium.tobytes()) for f in final]
-        results.append((rows, [o.provisional.tobytes() for o in outputs], summary.to_dict()))
-    assert results[0] == results[1]
+    prob = smooth_probabilities(120, 360, seed=6)
+    host = rows_pipeline(prob, [1, 50, 69], return_rows=return_rows)
+    device = rows_pipeline(prob, [1, 50, 69], xp=cp, return_rows=return_rows)
+    assert filtered(*device) == filtered(*host)
+    if return_rows:
+        assert all(isinstance(o.probability, np.ndarray) and isinstance(o.provisional, np.ndarray) for o in device[0])
+        for d, h in zip(device[0], host[0], strict=True):
+            np.testing.assert_array_equal(d.probability, h.probability)
+            np.testing.assert_array_equal(d.spread, h.spread)
