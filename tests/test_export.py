@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +18,6 @@ from engine.model.weights import LoadedEnsemble, card_path_for, ensemble_probabi
 from engine.runtimes import cache, create_runtime
 from engine.runtimes.onnx_export import OPSET, OnnxExport, export_onnx, read_metadata
 from engine.runtimes.synthetic import random_ensemble
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One cache folder and one random ensemble per test session (shared with test_runtimes*.py)."""
-    base = tmp_path_factory.getbasetemp() / "runtimes-shared"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("IVUSCAL_CACHE", str(base / "cache"))
-        yield base
-
-
-@pytest.fixture(scope="module")
-def ensemble(model_cache: Path) -> LoadedEnsemble:
-    path = model_cache / "model" / "ensemble.safetensors"
-    return load_ensemble(path) if path.is_file() else random_ensemble(path, n_members=5, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ invariance, bad input, and agreement of the torch and onnxruntime backends with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -13,28 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from engine.errors import BackendUnavailableError, InputError
-from engine.model.weights import LoadedEnsemble, ensemble_probabilities, load_ensemble
+from engine.model.weights import LoadedEnsemble, ensemble_probabilities
 from engine.runtimes import EnsembleRuntime, auto_backend, create_runtime
 from engine.runtimes.cli_options import runtime_options
-from engine.runtimes.synthetic import random_ensemble
 from engine.xp import cupy_or_none
 
 NO_GPU = cupy_or_none() is None or not torch.cuda.is_available()
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One cache folder and one random ensemble per test session (shared with test_export.py)."""
-    base = tmp_path_factory.getbasetemp() / "runtimes-shared"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("IVUSCAL_CACHE", str(base / "cache"))
-        yield base
-
-
-@pytest.fixture(scope="module")
-def ensemble(model_cache: Path) -> LoadedEnsemble:
-    path = model_cache / "model" / "ensemble.safetensors"
-    return load_ensemble(path) if path.is_file() else random_ensemble(path, n_members=5, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,13 @@ than 2e-2 from 0.5.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from engine.model.weights import LoadedEnsemble, load_ensemble
+from engine.model.weights import LoadedEnsemble
 from engine.runtimes import EnsembleRuntime, create_runtime
-from engine.runtimes.synthetic import random_ensemble
 from engine.xp import cupy_or_none
 
 cp = cupy_or_none()
@@ -37,20 +34,6 @@ def _has_tensorrt() -> bool:
 
 
 needs_tensorrt = pytest.mark.skipif(not _has_tensorrt(), reason="TensorRT is not installed (pip install 'ivuscal[gpu]')")
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.getbasetemp() / "runtimes-shared"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("IVUSCAL_CACHE", str(base / "cache"))
-        yield base
-
-
-@pytest.fixture(scope="module")
-def ensemble(model_cache: Path) -> LoadedEnsemble:
-    path = model_cache / "model" / "ensemble.safetensors"
-    return load_ensemble(path) if path.is_file() else random_ensemble(path, n_members=5, seed=0)
 
 
 @pytest.fixture(scope="module")
