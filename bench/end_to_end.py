@@ -270,13 +270,19 @@ def run(
         }
         result.latencies_s[f"source-to-result, {r.label}"] = r.source_latency_s()
     result.notes += [
-        "Engine latency: the engine's published_ns - received_ns of each result (queueing, micro-batching, "
-        "inference, filter, quantify). Source-to-result adds the sender's encode and send, ZeroMQ transport both ways "
-        "and the subscriber's decode; sender, engine and subscriber share the machine's cores.",
-        "Queueing: received -> the worker took the batch; compute: polar, ensemble, filter, arcs of the batch "
-        f"(engine.streaming.latency, shared with bench/stream_latency.py). The first {warmup_frames} results of the first "
-        "run (the process's first inferences) are left out of the figures.",
-        "Dropped: the engine's drop notices (queue full) plus frames sent but never answered. "
-        "Sustained frames/s: results over the time from the first frame sent to the last result received.",
+        (
+            "Engine latency: the engine's published_ns - received_ns of each result (queueing, micro-batching, "
+            "inference, filter, quantify). Source-to-result adds the sender's encode and send, ZeroMQ transport both "
+            "ways and the subscriber's decode; sender, engine and subscriber share the machine's cores."
+        ),
+        (
+            "Queueing: received -> the worker took the batch; compute: polar, ensemble, filter, arcs of the batch "
+            f"(engine.streaming.latency, shared with bench/stream_latency.py). The first {warmup_frames} results of "
+            "the first run (the process's first inferences) are left out of the figures."
+        ),
+        (
+            "Dropped: the engine's drop notices (queue full) plus frames sent but never answered. "
+            "Sustained frames/s: results over the time from the first frame sent to the last result received."
+        ),
     ]
     return result

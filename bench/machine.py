@@ -73,7 +73,7 @@ def machine_info() -> dict:
     """A JSON-ready description of the machine, software and moment of a benchmark run."""
     memory = psutil.virtual_memory()
     return {
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu_model(),
         "logical_cores": psutil.cpu_count(logical=True),

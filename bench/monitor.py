@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 import psutil
@@ -75,7 +76,7 @@ class ResourceMonitor:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
-    def __enter__(self) -> ResourceMonitor:
+    def __enter__(self) -> Self:
         self._t0 = time.perf_counter()
         self._cpu0 = self._cpu()
         self._sample()

@@ -259,7 +259,9 @@ def run(
     result.notes += [
         "Stage frames/s = frames / seconds spent in that stage; the staged pass and the baseline share decode and polar code.",
         f"The baseline runs the first {baseline_frames} frames only (its per-frame cost does not change along the pullback).",
-        f"Calcified frames found: ours {staged.calcified_frames} (CalciumPipeline {composed.calcified_frames}) over {frames}, "
-        f"baseline {naive.calcified_frames} over {baseline_frames}.",
+        (
+            f"Calcified frames found: ours {staged.calcified_frames} (CalciumPipeline {composed.calcified_frames}) "
+            f"over {frames}, baseline {naive.calcified_frames} over {baseline_frames}."
+        ),
     ]
     return result

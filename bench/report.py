@@ -51,9 +51,11 @@ def markdown_report(document: dict) -> str:
         f"- Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gib']} GiB RAM"
         + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"),
         f"- Software: {versions}; torch threads {m['torch_threads']}; commit {m.get('git_commit') or 'unknown'}",
-        f"- Load average (1/5/15 min) at start {_triple(m['load_average_start'])}, "
-        f"at end {_triple(m['load_average_end'])}; per scenario in its settings "
-        "(other work on the machine makes timings noisy)",
+        (
+            f"- Load average (1/5/15 min) at start {_triple(m['load_average_start'])}, "
+            f"at end {_triple(m['load_average_end'])}; per scenario in its settings "
+            "(other work on the machine makes timings noisy)"
+        ),
         "",
     ]
     for scenario in document["scenarios"]:

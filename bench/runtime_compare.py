@@ -98,7 +98,7 @@ def run(
         result.summary[f"runtime {label}"] = runtime.describe()
         for batch in batches:
             polar = xp.asarray(data[:batch])
-            seconds = time_calls(lambda polar=polar: runtime.infer(polar), max(frames // batch, 3), sync)
+            seconds = time_calls(lambda polar=polar, runtime=runtime: runtime.infer(polar), max(frames // batch, 3), sync)
             stats = latency_summary(seconds)
             fps = batch * 1e3 / stats["mean"]
             result.rows.append(_row(label, runtime.describe().get("precision", ""), batch, stats, fps, eager_fps))

@@ -3,6 +3,7 @@ figures, ordered percentiles. Used by the tests and handy before publishing a ru
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from bench.stats import PERCENTILES
@@ -50,7 +51,7 @@ def _check_numbers(node, path: str) -> list[str]:
         values = [summary.get(k) for k in ORDER if k in summary]
         if any(not _finite_positive(v) for v in values):
             found.append(f"{where}: latency figures must be finite and positive, got {values}")
-        elif any(a > b for a, b in zip(values, values[1:])):
+        elif any(a > b for a, b in itertools.pairwise(values)):
             found.append(f"{where}: percentiles out of order {values}")
     for where, value in _numbers(node, path):
         if value is None or (isinstance(value, float) and not math.isfinite(value)):

@@ -71,7 +71,7 @@ def test_runtimes_rows_or_reasons_for_every_backend(tiny):
 
 
 def test_soak_samples_memory_over_consecutive_pullbacks(tiny, tmp_path):
-    weights, ensemble, pullback = tiny
+    _, ensemble, pullback = tiny
     runtime = create_runtime("torch", model=ensemble, device="cpu")
     result = soak.run(pullback, runtime, "tiny", frames=40, pullback_frames=16, batch=8, interval_s=0.01)
     assert result.summary["frames"] == 40
