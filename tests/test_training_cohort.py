@@ -55,3 +55,18 @@ def test_a_work_dir_refuses_a_different_plan(tmp_path: Path) -> None:
     prepare_cache(CohortPlan("synthetic", 2, seed=1, n_frames=4), tmp_path, SPEC)
     with pytest.raises(InputError, match="different plan"):
         prepare_cache(CohortPlan("synthetic", 2, seed=2, n_frames=4), tmp_path, SPEC)
+
+
+def test_confounder_table_counts_false_calls_per_kind(cohort: Path, tmp_path: Path) -> None:
+    from training.confounders import confounder_table
+
+    cache = cache_cohort_dir(cohort, tmp_path / "cache", SPEC)
+    everything = {i: np.ones((p.n_frames, SPEC.n_alines), np.float32) for i, p in enumerate(cache.pullbacks)}
+    nothing = {i: np.zeros_like(m) for i, m in everything.items()}
+    calls_all = confounder_table(cache, cohort, everything, (3, 5))
+    calls_none = confounder_table(cache, cohort, nothing, (3, 5))
+    assert "guidewire" in calls_all
+    for kind, row in calls_all.items():
+        assert row["frames"] > 0
+        assert row["specificity"] == 0.0 or np.isnan(row["specificity"])
+        assert calls_none[kind]["false_positive_deg_per_frame"] == 0.0

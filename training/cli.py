@@ -75,7 +75,8 @@ def evaluate_command(
     from engine.model.weights import load_ensemble  # noqa: PLC0415
     from training.cache import PolarCache  # noqa: PLC0415
     from training.cohort import cache_cohort_dir  # noqa: PLC0415
-    from training.evaluate import evaluate_ensemble, format_report  # noqa: PLC0415
+    from training.confounders import confounder_table  # noqa: PLC0415
+    from training.evaluate import format_report, member_predictions, score_predictions  # noqa: PLC0415
 
     if cohort is None and cache_dir is None:
         raise click.UsageError("give --cohort DIR or --cache DIR")
@@ -90,13 +91,29 @@ def evaluate_command(
         cache = PolarCache(cache_dir)
     if cache.spec != ensemble.spec:
         raise InputError(f"cache was sampled for {cache.spec}, the model expects {ensemble.spec}", source=str(cache.root))
-    report = evaluate_ensemble(ensemble.models, cache, (window_frames, window_alines))
+    window = (window_frames, window_alines)
+    ensemble_maps: dict = {}
+    report = score_predictions(_keep_ensemble(member_predictions(ensemble.models, cache), ensemble_maps), cache, window)
     report["model"] = ensemble.model_id
+    if cohort is not None:
+        report["confounders"] = confounder_table(cache, cohort, ensemble_maps, window)
     click.echo(f"{ensemble.model_id} on {len(cache)} pullbacks, window {window_frames} frames x {window_alines} A-lines")
     click.echo(format_report(report))
+    for kind, row in report.get("confounders", {}).items():
+        click.echo(
+            f"  {kind:<12} {row['frames']:>6} frames: false calcium {row['false_positive_deg_per_frame']:5.1f} deg/frame, "
+            f"specificity {row['specificity']:.4f} (ensemble, filtered)"
+        )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def _keep_ensemble(items, store: dict):
+    """Pass (pullback, probs) items through, keeping each ensemble map in `store`."""
+    for index, probs in items:
+        store[index] = probs["ensemble"]
+        yield index, probs
 
 
 def _log_to(path: Path) -> None:
