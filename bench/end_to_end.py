@@ -28,7 +28,7 @@ import zmq
 from bench.monitor import ResourceMonitor, ResourceUsage
 from bench.result import ScenarioResult
 from bench.stats import latency_summary, rate
-from engine.errors import InternalError
+from engine.errors import InputError, InternalError
 from engine.streaming.latency import stage_ms
 from engine.streaming.subscriber import subscribe
 from tools.replay import replay_file
@@ -116,9 +116,11 @@ class ServeProcess:
         return self.process.pid
 
     def check_alive(self) -> None:
+        """Raise when the server has exited: InputError for bad usage (status 2), else InternalError."""
         if self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-800:]
-            raise InternalError(f"ivuscal serve exited with status {self.process.returncode}: {tail}")
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            message = f"ivuscal serve exited with status {self.process.returncode}: {' | '.join(tail)}"
+            raise (InputError if self.process.returncode == 2 else InternalError)(message)
 
     def stop(self) -> None:
         if self.process.poll() is None:

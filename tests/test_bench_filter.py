@@ -41,3 +41,14 @@ def test_bench_filter_command_writes_results(tmp_path):
     assert validate.problems(document) == []
     assert (out / "results.md").read_text().count("| 5x3 |") == 1
     assert (out / "filter_latency_cdf.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cupy_filter_runs_on_a_gpu_or_says_why_not(tmp_path):
+    out = tmp_path / "gpu"
+    argv = ["bench", "filter", "--xp", "cupy", "--frames", "12", "--window", "3", "5", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    (scenario,) = json.loads((out / "results.json").read_text())["scenarios"]
+    if scenario["skipped"]:
+        assert "CUDA GPU" in scenario["skipped"]
+    else:
+        assert all(row["outputs agree"] for row in scenario["rows"])

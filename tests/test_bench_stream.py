@@ -39,3 +39,12 @@ def test_stream_command_reports_latency_per_rate(tmp_path):
 
 def test_stream_rejects_a_zero_rate(tmp_path):
     assert main(["bench", "stream", "--rate", "0", "--out", str(tmp_path), "--quiet"]) == 2
+
+
+def test_stream_names_the_servers_complaint_about_its_backend(tmp_path, capsys):
+    weights = random_ensemble(tmp_path / "tiny.safetensors", n_members=1, spec=InputSpec(64, 32, 0.04)).path
+    pullback = write_pullback(tmp_path / "tiny.dcm", ivus_frames(16, 64, 64), pixel_spacing_mm=0.04)
+    argv = ["bench", "stream", "--pullback", str(pullback), "--weights", str(weights), "--backend", "no-such-backend",
+            "--rate", "max", "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 2
+    assert "no-such-backend" in capsys.readouterr().err
