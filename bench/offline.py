@@ -12,6 +12,7 @@ trailing window), then the same quantification.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -62,7 +63,7 @@ def _sampler(pull, spec, xp: ModuleType = np) -> PolarSampler:
     return PolarSampler((pull.info.rows, pull.info.cols), cal.center_rc, cal.pixel_spacing_mm, spec, xp)
 
 
-def device_sync(xp: ModuleType):
+def device_sync(xp: ModuleType) -> Callable[[], None] | None:
     """A callable that waits for queued device work (nothing to wait for with NumPy)."""
     return None if xp is np else xp.cuda.Device().synchronize
 
