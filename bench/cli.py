@@ -95,6 +95,7 @@ def backend_options(func):
 
 
 def pullback_option(func):
+    """--pullback: a DICOM file in place of the generated pullback."""
     return click.option(
         "--pullback", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
         help="A DICOM pullback to use instead of the generated one.",
@@ -130,7 +131,10 @@ def offline_command(options: dict, backend: str, device: str | None, threads: in
     finish([with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames)], options)
 
 
-def _offline(options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames) -> ScenarioResult:
+def _offline(
+    options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None,
+    frames: int, baseline_frames: int, image_size: int, chunk_frames: int,
+) -> ScenarioResult:
     from bench import offline  # noqa: PLC0415
 
     path = _pullback(options, pullback, frames, image_size)
@@ -149,7 +153,9 @@ def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[in
     finish([with_load(_runtimes, options, backends, batches, frames, threads)], options)
 
 
-def _runtimes(options, backends, batches, frames, threads=None) -> ScenarioResult:
+def _runtimes(
+    options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None = None
+) -> ScenarioResult:
     from bench import runtime_compare  # noqa: PLC0415
 
     model, _ = _setup(options, None)
@@ -190,7 +196,10 @@ def stream_command(options: dict, backend: str, device: str | None, threads: int
     finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size)], options)
 
 
-def _stream(options, backend, threads, pullback, frames, rates, max_batch, image_size) -> ScenarioResult:
+def _stream(
+    options: dict, backend: str, threads: int | None, pullback: Path | None,
+    frames: int, rates: tuple[str, ...], max_batch: int, image_size: int,
+) -> ScenarioResult:
     from bench import end_to_end  # noqa: PLC0415
     from tools.replay import parse_fps  # noqa: PLC0415
 
