@@ -82,7 +82,7 @@ def render(explanation: Explanation, out: Path) -> None:
     cal, spec = e.calibration, e.spec
     shape = e.image.shape
     ring = np.zeros((spec.n_depth, spec.n_alines), np.float32)
-    ring[-6:, e.calcium] = 1.0
+    ring[-16:-10, e.calcium] = 1.0  # a band just inside the 5 mm edge of a typical 10 mm field of view
 
     def to_cart(polar: np.ndarray) -> np.ndarray:
         return polar_to_cartesian(polar, shape, cal.center_rc, cal.pixel_spacing_mm, spec)
