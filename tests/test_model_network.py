@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.model.network import CalciumNet, NetConfig, count_parameters, flops_per_frame
+from engine.model.network import (
+    CalciumNet,
+    NetConfig,
+    count_parameters,
+    flops_per_frame,
+)
 from engine.model.spec import InputSpec
 
 

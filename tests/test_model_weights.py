@@ -11,7 +11,13 @@ import torch
 from engine.errors import InputError
 from engine.model.network import CalciumNet, NetConfig
 from engine.model.spec import InputSpec
-from engine.model.weights import card_path_for, ensemble_probabilities, file_sha256, load_ensemble, save_ensemble
+from engine.model.weights import (
+    card_path_for,
+    ensemble_probabilities,
+    file_sha256,
+    load_ensemble,
+    save_ensemble,
+)
 
 SMALL = NetConfig(channels=(4, 8, 8, 8), decoder_channels=8)
 

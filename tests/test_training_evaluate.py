@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from training.cache import CacheWriter
 from engine.model.spec import InputSpec
+from training.cache import CacheWriter
 from training.evaluate import format_report, score_map, score_predictions
 from training.metrics import Confusion, arc_errors_deg
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import training.trainer as trainer
 from engine.model.network import NetConfig
 from engine.model.spec import InputSpec
+from training import trainer
 from training.cache import CacheWriter, PolarCache
 from training.data import frame_indices
 from training.synthetic import synthetic_pullback

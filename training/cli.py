@@ -27,8 +27,8 @@ def train_command(preset_name: str, work_dir: Path | None, out: Path | None, thr
     Rerunning with the same --work-dir resumes: cached data and finished folds are reused and
     an interrupted fold continues from its last epoch checkpoint.
     """
-    from training.presets import get_preset  # noqa: PLC0415 - keeps `ivuscal --help` fast
-    from training.run import run_training  # noqa: PLC0415
+    from training.presets import get_preset
+    from training.run import run_training
 
     preset = get_preset(preset_name)
     work_dir = work_dir or Path("runs") / preset.name
@@ -72,11 +72,11 @@ def evaluate_command(
     Metrics per A-line (accuracy, Dice, sensitivity, specificity) pooled over all frames, and
     the mean per-frame arc error in degrees; per pullback in the --out report.
     """
-    from engine.model.weights import load_ensemble  # noqa: PLC0415
-    from training.cache import PolarCache  # noqa: PLC0415
-    from training.cohort import cache_cohort_dir  # noqa: PLC0415
-    from training.confounders import confounder_table  # noqa: PLC0415
-    from training.evaluate import format_report, member_predictions, score_predictions  # noqa: PLC0415
+    from engine.model.weights import load_ensemble
+    from training.cache import PolarCache
+    from training.cohort import cache_cohort_dir
+    from training.confounders import confounder_table
+    from training.evaluate import format_report, member_predictions, score_predictions
 
     if cohort is None and cache_dir is None:
         raise click.UsageError("give --cohort DIR or --cache DIR")

@@ -63,7 +63,7 @@ def _synthetic_cache(plan: CohortPlan, cache_dir: Path, spec: InputSpec) -> Pola
 
 def generate_simulator_cohort(plan: CohortPlan, cohort_dir: Path, quiet: bool = True) -> Path:
     """The simulator cohort of `plan` in `cohort_dir` (generated unless its manifest exists)."""
-    from tools.simulator.cohort import MANIFEST_NAME, generate_cohort  # noqa: PLC0415 - a tool, not the engine
+    from tools.simulator.cohort import MANIFEST_NAME, generate_cohort
 
     manifest = cohort_dir / MANIFEST_NAME
     if not manifest.is_file():
@@ -79,8 +79,8 @@ def cache_cohort_dir(cohort_dir: Path, cache_dir: Path, spec: InputSpec, quiet: 
     cohort has it) - what training learns from; `exact=True` takes the exact truth - what
     evaluation scores against. An existing cache is reused.
     """
-    from tools.simulator import load_truth  # noqa: PLC0415
-    from tools.simulator.cohort import MANIFEST_NAME  # noqa: PLC0415
+    from tools.simulator import load_truth
+    from tools.simulator.cohort import MANIFEST_NAME
 
     if (cache_dir / INDEX).is_file():
         return PolarCache(cache_dir)

@@ -39,7 +39,7 @@ def score_predictions(
     per_pullback = []
     for index, probs in predictions:
         truth = cache.labels(index)
-        row: dict = {"pullback": index, "n_frames": int(len(truth))}
+        row: dict = {"pullback": index, "n_frames": len(truth)}
         for name, prob in probs.items():
             scores = score_map(prob, truth, window)
             row[name] = {stage: scores[stage].metrics() for stage in STAGES}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class Confusion:
         fn = int(np.sum(~predicted & truth))
         return cls(tp, fp, predicted.size - tp - fp - fn, fn, float(arc_errors_deg(predicted, truth).sum()), len(truth))
 
-    def __iadd__(self, other: Confusion) -> Confusion:
+    def __iadd__(self, other: Confusion) -> Self:
         self.tp += other.tp
         self.fp += other.fp
         self.tn += other.tn

@@ -21,7 +21,11 @@ from engine.model.network import count_parameters, flops_per_frame
 from engine.model.weights import LoadedEnsemble, save_ensemble
 from training.cache import PolarCache
 from training.cohort import prepare_cache
-from training.evaluate import evaluate_ensemble, out_of_fold_predictions, score_predictions
+from training.evaluate import (
+    evaluate_ensemble,
+    out_of_fold_predictions,
+    score_predictions,
+)
 from training.folds import patient_folds
 from training.presets import Preset
 from training.trainer import train_member

@@ -106,7 +106,7 @@ class RandomDepthScale:
     def __call__(self, polar: Tensor, labels: Tensor, rng: np.random.Generator) -> Pair:
         factor = rng.uniform(*self.scale)
         depth = polar.shape[-2]
-        new_depth = max(1, int(round(depth * factor)))
+        new_depth = max(1, round(depth * factor))
         scaled = F.interpolate(polar[None, None], size=(new_depth, polar.shape[-1]), mode="bilinear", align_corners=False)[0, 0]
         if new_depth >= depth:
             return scaled[:depth].contiguous(), labels

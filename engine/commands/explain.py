@@ -73,10 +73,10 @@ def explain_frame(path: Path, frame: int, ensemble: LoadedEnsemble, window: tupl
 
 def render(explanation: Explanation, out: Path) -> None:
     """Two panels: the frame with the predicted arc, and the same with the attention overlaid."""
-    import matplotlib  # noqa: PLC0415 - plotting only when asked for
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     e = explanation
     cal, spec = e.calibration, e.spec
