@@ -237,7 +237,7 @@ class CalciumPipeline:
         """Final frames `indices` (host rows and arcs) -> `FinalFrame`s, in order through the lesion tracker."""
         final, closed = [], []
         for index, row, row_arcs in zip(indices, calcium, arcs, strict=True):
-            closed.extend(tracker.update(index, row))
+            closed.extend(tracker.update(index, row, row_arcs))
             final.append(FinalFrame(index, index * self._spacing, row, row_arcs))
         return final, closed
 

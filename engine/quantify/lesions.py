@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from engine.errors import InputError
-from engine.quantify.arcs import frame_arcs
+from engine.quantify.arcs import Arc, frame_arcs
 from engine.quantify.score import CalciumScore, ClinicalFindings, ScoreSettings, arc_grade, calcium_score
 
 FULL_CIRCLE_DEG = 360.0
@@ -115,12 +115,15 @@ class LesionTracker:
         self._open: _Builder | None = None
         self._gap = 0  # uncalcified frames since the open lesion's last calcified frame
 
-    def update(self, index: int, row: np.ndarray) -> list[Lesion]:
-        """Add final frame `index`; return the lesions this frame closed (at most one)."""
+    def update(self, index: int, row: np.ndarray, arcs: list[Arc] | None = None) -> list[Lesion]:
+        """Add final frame `index`; return the lesions this frame closed (at most one).
+
+        `arcs` are the row's arcs when the caller already has them (the pipeline does).
+        """
         if index != self.n_frames:
             raise InputError(f"lesion tracker expected frame {self.n_frames}, got frame {index}")
         self.n_frames += 1
-        arc = max((a.extent_deg for a in frame_arcs(row)), default=0.0)
+        arc = max((a.extent_deg for a in (frame_arcs(row) if arcs is None else arcs)), default=0.0)
         if arc > self.max_arc_deg:
             self.max_arc_deg, self.max_arc_frame = arc, index
         closed: list[Lesion] = []
