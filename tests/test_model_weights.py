@@ -51,6 +51,12 @@ def test_card_records_the_hash_of_its_weights(tmp_path: Path) -> None:
     assert card["n_members"] == 3 and card["architecture"]["config"]["channels"] == [4, 8, 8, 8]
 
 
+def test_equal_weights_give_byte_identical_files(tmp_path: Path) -> None:
+    models = _members()
+    hashes = {save_ensemble(tmp_path / f"ens{i}.safetensors", models, InputSpec(), {}).sha256 for i in range(4)}
+    assert len(hashes) == 1  # the header's metadata map is written in a fixed order
+
+
 def test_tampered_weights_are_rejected(tmp_path: Path) -> None:
     path = tmp_path / "ens.safetensors"
     save_ensemble(path, _members(), InputSpec(), {})

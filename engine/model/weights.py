@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from engine.errors import InputError
 from engine.model.network import CalciumNet, NetConfig
@@ -71,7 +71,7 @@ def save_ensemble(path: Path, models: list[CalciumNet], spec: InputSpec, card: d
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    path.write_bytes(_canonical_safetensors(save(tensors, metadata=metadata)))
     sha = file_sha256(path)
     full_card = dict(card or {})
     full_card.update(
@@ -83,6 +83,20 @@ def save_ensemble(path: Path, models: list[CalciumNet], spec: InputSpec, card: d
     )
     card_path_for(path).write_text(json.dumps(full_card, indent=2, sort_keys=True) + "\n")
     return LoadedEnsemble(models, spec, config, full_card, path, sha)
+
+
+def _canonical_safetensors(data: bytes) -> bytes:
+    """The same file with its JSON header keys sorted, so equal weights give equal bytes (and hash).
+
+    safetensors writes the metadata map in arbitrary order; the tensor data and offsets are
+    untouched, and the header keeps its padded length.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    canonical = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    if len(canonical) > length:
+        raise ValueError("canonical safetensors header is longer than the original")
+    return data[:8] + canonical.ljust(length, b" ") + data[8 + length :]
 
 
 def load_ensemble(path: Path | str | None = None) -> LoadedEnsemble:
