@@ -15,6 +15,7 @@ from engine.errors import BackendUnavailableError, InputError
 from engine.model.weights import LoadedEnsemble, ensemble_probabilities
 from engine.runtimes import EnsembleRuntime, auto_backend, create_runtime
 from engine.runtimes.cli_options import runtime_options
+from engine.runtimes.ort_backend import SESSION_BATCH
 from engine.xp import cupy_or_none
 
 NO_GPU = cupy_or_none() is None or not torch.cuda.is_available()
@@ -119,6 +120,18 @@ def test_one_thread_results_do_not_depend_on_the_batch(ensemble: LoadedEnsemble,
     probability, spread = runtime.infer(polar)
     for i in range(len(polar)):
         alone = runtime.infer(polar[i : i + 1])
+        assert np.array_equal(alone[0][0], probability[i]) and np.array_equal(alone[1][0], spread[i])
+
+
+def test_batches_beyond_one_session_run_equal_frame_by_frame(ensemble: LoadedEnsemble, polar: np.ndarray) -> None:
+    """A chunk larger than SESSION_BATCH is run in slices; every frame still gets its own exact result."""
+    runtime = create_runtime("onnxruntime", ensemble, threads=1)
+    n = 2 * SESSION_BATCH + 3
+    frames = np.concatenate([np.roll(polar, k * 37, axis=-1) for k in range(-(-n // len(polar)))])[:n]
+    probability, spread = runtime.infer(frames)
+    assert probability.shape == spread.shape == (n, 360)
+    for i in (0, SESSION_BATCH - 1, SESSION_BATCH, n - 1):
+        alone = runtime.infer(frames[i : i + 1])
         assert np.array_equal(alone[0][0], probability[i]) and np.array_equal(alone[1][0], spread[i])
 
 

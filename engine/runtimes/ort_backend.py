@@ -25,6 +25,9 @@ from engine.runtimes.base import EnsembleRuntime
 from engine.runtimes.onnx_export import INPUT_NAME, OUTPUT_NAMES
 
 
+SESSION_BATCH = 8  # frames per session run; throughput is flat from batch 1 to 16 (docs/runtimes.md)
+
+
 def physical_cores() -> int:
     """Physical cores this process may run on (logical CPUs allowed by affinity, capped by cores)."""
     try:
@@ -63,7 +66,18 @@ class OnnxRuntimeEnsemble(EnsembleRuntime):
         self._version = ort.__version__
 
     def _run(self, polar: Any) -> tuple[Any, Any]:
-        probability, spread = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: polar})
+        """Session runs of at most `SESSION_BATCH` frames: ONNX Runtime's arena keeps the largest
+        batch's activations (~8 MB a frame), so a 64-frame chunk would pin ~0.5 GB for good."""
+        if len(polar) <= SESSION_BATCH:
+            probability, spread = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: polar})
+            return probability, spread
+        probability = np.empty((len(polar), self.spec.n_alines), dtype=np.float32)
+        spread = np.empty_like(probability)
+        for start in range(0, len(polar), SESSION_BATCH):
+            stop = start + SESSION_BATCH
+            probability[start:stop], spread[start:stop] = self._session.run(
+                list(OUTPUT_NAMES), {INPUT_NAME: polar[start:stop]}
+            )
         return probability, spread
 
     def describe(self) -> dict:
