@@ -88,12 +88,7 @@ def staged_pass(path: Path, runtime: EnsembleRuntime, frames: int, chunk_frames:
         polar = xp.empty((chunk_frames, *sampler.output_shape), np.float32)
         chunks = pull.iter_chunks(chunk_frames, stop=frames)
         t0 = time.perf_counter()
-        while True:
-            with clock("decode"):
-                item = next(chunks, None)
-            if item is None:
-                break
-            _, cartesian = item
+        for _, cartesian in clock.timed("decode", chunks):
             with clock("polar"):
                 batch = sampler.sample_into(xp.asarray(cartesian), polar[: len(cartesian)])
             with clock("inference"):
@@ -120,12 +115,7 @@ def composed_pass(path: Path, runtime: EnsembleRuntime, frames: int, chunk_frame
         pipeline.begin(pull.info.calibration, (pull.info.rows, pull.info.cols))
         chunks = pull.iter_chunks(chunk_frames, stop=frames)
         t0 = time.perf_counter()
-        while True:
-            with clock("decode"):
-                item = next(chunks, None)
-            if item is None:
-                break
-            start, cartesian = item
+        for start, cartesian in clock.timed("decode", chunks):
             with clock("pipeline"):
                 pipeline.process(cartesian, start)
             bar.advance(len(cartesian))
@@ -148,12 +138,8 @@ def baseline_pass(
         tracker = LesionTracker(_spacing_mm(pull), settings.quantify, settings.findings)
         chunks = pull.iter_chunks(chunk_frames, stop=frames)
         t0 = time.perf_counter()
-        while True:
-            with clock("decode"):
-                item = next(chunks, None)
-            if item is None:
-                break
-            for cartesian in item[1]:
+        for _, chunk in clock.timed("decode", chunks):
+            for cartesian in chunk:
                 f0 = time.perf_counter()
                 with clock("polar"):
                     polar = sampler(cartesian)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+_END = object()
 
 
 class StageClock:
@@ -27,6 +31,16 @@ class StageClock:
         finally:
             self._sync()
             self.seconds[stage] += time.perf_counter() - t0
+
+    def timed(self, stage: str, items: Iterable[T]) -> Iterator[T]:
+        """Yield from `items`, charging the time spent producing each one to `stage`."""
+        iterator = iter(items)
+        while True:
+            with self(stage):
+                item = next(iterator, _END)
+            if item is _END:
+                return
+            yield item
 
     @property
     def total(self) -> float:
