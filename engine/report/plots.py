@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
 
-from engine.quantify import Arc, frame_arcs  # noqa: E402
+from engine.quantify import Arc, max_arc_deg  # noqa: E402
 from engine.report.result import AnalysisResult  # noqa: E402
 
 CALCIUM_COLOUR = "#ff8c00"
@@ -22,7 +22,7 @@ TRUTH_COLOUR = "#00c0ff"
 
 def max_arcs_deg(calcium: np.ndarray) -> np.ndarray:
     """Largest contiguous arc of each frame of a (frames, A) bool map, degrees."""
-    return np.array([max((a.extent_deg for a in frame_arcs(row)), default=0.0) for row in calcium])
+    return np.array([max_arc_deg(row) for row in calcium])
 
 
 def _extent(result: AnalysisResult) -> list[float]:
