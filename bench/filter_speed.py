@@ -22,7 +22,7 @@ from engine.xp import cupy_or_none
 
 NAME = "filter"
 TITLE = "Filter alone: ring buffer vs per-frame recomputation"
-# (window_frames, window_alines); 13 x 61 is the default of CONVENTIONS.md.
+# (window_frames, window_alines); 13 x 61 is the default of docs/conventions.md.
 WINDOWS: tuple[tuple[int, int], ...] = ((3, 11), (7, 31), (13, 61), (25, 121))
 
 

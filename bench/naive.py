@@ -44,7 +44,7 @@ class RecomputingFilter:
     """The majority filter recomputed per frame: median over the trailing window, from scratch.
 
     Each push keeps the newest `window_frames` probability rows, pads them by wrapping along
-    A-lines (and repeats frame 0 before the start, CONVENTIONS.md), runs a full median filter
+    A-lines (and repeats frame 0 before the start, docs/conventions.md), runs a full median filter
     over that block and keeps its centre row: the final output of frame `t - window_frames // 2`.
     `ndimage` is `scipy.ndimage` or `cupyx.scipy.ndimage` matching `xp`.
     """

@@ -1,7 +1,7 @@
 """The `ivuscal` command line: one entry point whose subcommands live beside the code they drive.
 
 Subcommands are imported only when invoked, so `ivuscal --help` and light commands start fast.
-Errors follow CONVENTIONS.md: `InputError` -> one line on stderr and exit 2; anything else ->
+Errors follow docs/conventions.md: `InputError` -> one line on stderr and exit 2; anything else ->
 exit 1 (traceback only with --debug).
 """
 
@@ -80,7 +80,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point; returns the exit status of CONVENTIONS.md."""
+    """Console-script entry point; returns the exit status of docs/conventions.md."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:

@@ -1,6 +1,6 @@
 """The 61 x 13 post-processing filter in streaming (ring-buffer) form.
 
-Definition (CONVENTIONS.md): vote `b = p > 0.5`; pad `b` by wrapping along A-lines and by
+Definition (docs/conventions.md): vote `b = p > 0.5`; pad `b` by wrapping along A-lines and by
 repeating the first/last frame along frames; frame `i`, A-line `k` is calcified when more than
 half of the `window_frames x window_alines` cells centred on it are calcified.
 

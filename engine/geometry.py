@@ -1,6 +1,6 @@
 """Polar geometry: Cartesian IVUS frames to the network's polar grid and back.
 
-Conventions (CONVENTIONS.md): angle `theta` is measured at the catheter centre from +column
+Conventions (docs/conventions.md): angle `theta` is measured at the catheter centre from +column
 (3 o'clock) towards +row (6 o'clock), so 90 degrees lies straight below the centre. A point at
 radius `r` mm and angle `theta` sits at `col = c0 + r cos(theta) / dx`,
 `row = r0 + r sin(theta) / dy`. The polar grid is `engine.model.spec.InputSpec`: depth sample

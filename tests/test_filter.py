@@ -1,4 +1,4 @@
-"""The streaming ring-buffer filter equals the CONVENTIONS.md oracle, final and provisional."""
+"""The streaming ring-buffer filter equals the docs/conventions.md oracle, final and provisional."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from engine.xp import cupy_or_none
 
 
 def oracle(prob: np.ndarray, window_frames: int, window_alines: int) -> np.ndarray:
-    """CONVENTIONS.md: median of the votes over the wrap/edge padded window, cropped back."""
+    """docs/conventions.md: median of the votes over the wrap/edge padded window, cropped back."""
     votes = (prob > 0.5).astype(np.float32)
     hf, ha = window_frames // 2, window_alines // 2
     padded = np.pad(votes, ((0, 0), (ha, ha)), mode="wrap")

@@ -20,7 +20,7 @@ SPACING = (0.04, 0.04)  # 256 px * 0.04 mm: the image spans +-5.12 mm around the
 
 
 def _marker_image(angle_deg: float, radius_mm: float, spacing=SPACING, center=CENTER) -> np.ndarray:
-    """A black image with a small bright disc at (radius, angle) in the CONVENTIONS.md frame."""
+    """A black image with a small bright disc at (radius, angle) in the docs/conventions.md frame."""
     rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
     theta = np.deg2rad(angle_deg)
     r0 = center[0] + radius_mm * np.sin(theta) / spacing[0]

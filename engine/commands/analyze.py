@@ -2,7 +2,7 @@
 
 The DICOM file is decoded chunk by chunk and driven through `engine.pipeline.CalciumPipeline`,
 the same composition the live engine uses; only per-frame rows and a few key-frame images are
-kept, never the decoded pullback. Output files: docs/analysis.md and CONVENTIONS.md.
+kept, never the decoded pullback. Output files: docs/analysis.md and docs/conventions.md.
 """
 
 from __future__ import annotations

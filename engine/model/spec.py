@@ -14,7 +14,7 @@ class InputSpec:
     """Polar input of the network: `n_depth` samples x `n_alines` A-lines, float32 in [0, 1].
 
     Depth sample `j` lies at radius `(j + 0.5) * depth_spacing_mm` from the catheter centre;
-    A-line `k` is centred on angle `(k + 0.5) * 360 / n_alines` degrees (CONVENTIONS.md).
+    A-line `k` is centred on angle `(k + 0.5) * 360 / n_alines` degrees (docs/conventions.md).
     Pixel values are divided by 255.
     """
 

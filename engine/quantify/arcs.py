@@ -1,6 +1,6 @@
 """Calcium arcs of one frame: runs of calcified A-lines on the circle.
 
-A-line `k` of `A` covers `[k*360/A, (k+1)*360/A)` degrees (CONVENTIONS.md), so an arc of `n`
+A-line `k` of `A` covers `[k*360/A, (k+1)*360/A)` degrees (docs/conventions.md), so an arc of `n`
 A-lines starting at A-line `s` spans `[s*360/A, (s+n)*360/A)`. A run that crosses 0 degrees is one
 arc (its end angle is smaller than its start); a fully calcified frame is one 360-degree arc
 starting at 0.

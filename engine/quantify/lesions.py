@@ -4,7 +4,7 @@ A frame is calcified when its largest arc exceeds `min_arc_deg` (default: any ca
 calcified frames separated by a gap shorter than `merge_gap_mm` (default 1.0 mm) are one lesion;
 the gap frames belong to the lesion but hold no calcium. Each frame stands for one frame spacing
 of vessel, so a lesion of `n` frames is `n * spacing` mm long; its start/end positions are those
-of its first/last frame (`index * spacing`, CONVENTIONS.md).
+of its first/last frame (`index * spacing`, docs/conventions.md).
 
 The streaming `LesionTracker` and the offline `summarize_pullback` are the same code: the offline
 summary feeds every final row to a tracker.

@@ -1,4 +1,4 @@
-"""Offline report of one pullback: data files (CONVENTIONS.md), CSV tables, plots, truth metrics."""
+"""Offline report of one pullback: data files (docs/conventions.md), CSV tables, plots, truth metrics."""
 
 from engine.report.build import FrameGeometry, KeyFrameKeeper, result_from_probabilities, truth_comparison, write_report
 from engine.report.metrics import aline_metrics

@@ -1,4 +1,4 @@
-"""The report's data files (CONVENTIONS.md): calcium_map.npz, summary.json, frames.csv, lesions.csv."""
+"""The report's data files (docs/conventions.md): calcium_map.npz, summary.json, frames.csv, lesions.csv."""
 
 from __future__ import annotations
 

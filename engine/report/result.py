@@ -38,7 +38,7 @@ class AnalysisResult:
 
     @property
     def angles_deg(self) -> np.ndarray:
-        """A-line centre angles (CONVENTIONS.md)."""
+        """A-line centre angles (docs/conventions.md)."""
         return (np.arange(self.n_alines) + 0.5) * 360.0 / self.n_alines
 
 

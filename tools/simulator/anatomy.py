@@ -1,7 +1,7 @@
 """Vessel anatomy along the pullback: lumen and vessel (EEM) borders, media, plaque texture.
 
 Everything is a smooth function of the longitudinal position `z` (mm) and the tissue angle
-`theta` (degrees, measured at the catheter centre as in CONVENTIONS.md). Borders are eccentric
+`theta` (degrees, measured at the catheter centre as in docs/conventions.md). Borders are eccentric
 circles seen from the catheter, deformed by low-order harmonics, so that the catheter sits
 inside the lumen and the distance to each border along any A-line has a closed form.
 """
@@ -36,7 +36,7 @@ def ray_circle_distance(centre_x: np.ndarray, centre_y: np.ndarray, radius: np.n
                         theta_deg: np.ndarray) -> np.ndarray:
     """Distance from the catheter (origin) along angle `theta` to a circle that contains it.
 
-    Inputs broadcast; x is the +column direction, y the +row direction (CONVENTIONS.md).
+    Inputs broadcast; x is the +column direction, y the +row direction (docs/conventions.md).
     """
     t = np.deg2rad(theta_deg)
     along = centre_x * np.cos(t) + centre_y * np.sin(t)

@@ -1,4 +1,4 @@
-"""Arcs on the circle of angles (degrees, CONVENTIONS.md): union, difference, membership.
+"""Arcs on the circle of angles (degrees, docs/conventions.md): union, difference, membership.
 
 An arc is `(start_deg, extent_deg)`: it runs clockwise (increasing angle) from `start_deg`
 in [0, 360) over `extent_deg` in (0, 360]; `(0.0, 360.0)` is the full circle.

@@ -2,7 +2,7 @@
 
 The polar image is first upsampled 2x across A-lines by linear interpolation (cheap, on
 whole rows), then each output pixel takes the nearest sample through a precomputed index
-map. Angles follow CONVENTIONS.md: from +column towards +row; A-line k covers
+map. Angles follow docs/conventions.md: from +column towards +row; A-line k covers
 [k*360/A, (k+1)*360/A). Pixels beyond the deepest sample are black.
 """
 

@@ -2,7 +2,7 @@
 
 Per frame, calcium is a list of arcs `(start_deg, extent_deg)` (circular.py) after cardiac
 rotation and NURD, i.e. where the calcium is in the image. A-line k of A is calcified when
-its centre angle (k + 0.5) * 360 / A lies inside an arc (CONVENTIONS.md).
+its centre angle (k + 0.5) * 360 / A lies inside an arc (docs/conventions.md).
 
 Files beside `NAME.dcm` (see docs/simulator.md):
 - `NAME.truth.npz`: `arc_frame`, `arc_start_deg`, `arc_extent_deg` (the labels: noisy when
@@ -74,7 +74,7 @@ class PullbackTruth:
         return out
 
     def frame_position_mm(self) -> np.ndarray:
-        """Nominal position of each frame (CONVENTIONS.md)."""
+        """Nominal position of each frame (docs/conventions.md)."""
         return np.arange(self.n_frames) * self.frame_time_s * self.pullback_rate_mm_s
 
 
@@ -121,7 +121,7 @@ def write_truth(path: str | Path, truth: PullbackTruth) -> Path:
         label_noise=np.bool_(truth.label_noise),
     )
     doc = {"lesions": [asdict(les) for les in truth.lesions], "confounders": truth.confounders,
-           "angle_convention": "degrees clockwise as displayed from 3 o'clock (CONVENTIONS.md)"}
+           "angle_convention": "degrees clockwise as displayed from 3 o'clock (docs/conventions.md)"}
     json_path.write_text(json.dumps(doc, indent=1))
     return npz_path
 
