@@ -16,9 +16,10 @@ import click
 from bench.machine import load_average, machine_info
 from bench.report import write_report
 from bench.result import ScenarioResult
+from engine.cache_paths import cache_dir
 
 DEFAULT_OUT = Path("bench-results")
-DEFAULT_CACHE = Path.home() / ".cache" / "ivuscal-bench"
+DEFAULT_CACHE = cache_dir() / "bench"
 
 
 def common_options(func):

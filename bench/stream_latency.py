@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.cache_paths import cache_subdir
 from engine.streaming.latency import engine_latency_ms, stage_ms, summarize_ms
 from engine.streaming.loopback import LoopbackEngine
 from engine.streaming.server import ServerConfig, create_server
-from tools.demo import cache_dir, demo_pullback
+from tools.demo import demo_pullback
 from tools.replay import replay_file
 
 
@@ -39,7 +40,7 @@ def measure_stream_latency(
 
     The first `warmup_frames` results (first-call allocations, caches) are left out of the figures.
     """
-    pullback = demo_pullback(n_frames, seed, image_size, cache_dir(), quiet=True)
+    pullback = demo_pullback(n_frames, seed, image_size, cache_subdir("demo"), quiet=True)
     config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=None, max_batch=max_batch, heartbeat_s=0.5)
     server = create_server(config, backend=backend, model=model, threads=threads)
     started = time.monotonic()

@@ -1,6 +1,6 @@
 """Where derived model files live: ONNX graphs and TensorRT engines, keyed by the weights' hash.
 
-The folder is `$IVUSCAL_CACHE`, else `$XDG_CACHE_HOME/ivuscal`, else `~/.cache/ivuscal`. Runtimes
+The folder is `engine.cache_paths.cache_subdir("onnx")` (`$IVUSCAL_CACHE`, else the user cache). Runtimes
 call `onnx_for(ensemble)` and get a graph without anyone exporting by hand: the one the model
 card names (when its hash matches), else a cached export, else a fresh export into the cache.
 """
@@ -8,35 +8,15 @@ card names (when its hash matches), else a cached export, else a fresh export in
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from engine.errors import InputError
+from engine.cache_paths import cache_subdir
 from engine.model.weights import LoadedEnsemble, file_sha256
 from engine.runtimes.onnx_export import OPSET, export_onnx, read_metadata
 
 log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1  # bump when the exported graph changes for the same weights
-
-
-def cache_dir() -> Path:
-    """The cache folder (created on demand by its users)."""
-    if os.environ.get("IVUSCAL_CACHE"):
-        return Path(os.environ["IVUSCAL_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ivuscal"
-
-
-def cache_subdir(name: str) -> Path:
-    """A writable subfolder of the cache; a clear InputError when it cannot be made."""
-    folder = cache_dir() / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"cannot create the model cache ({error}); set IVUSCAL_CACHE to a writable folder",
-                         source=str(folder)) from error
-    return folder
 
 
 def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32") -> Path:
