@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 
+from engine.figures import save_figure  # noqa: E402
+
 
 def plot_latency_cdf(series_s: dict[str, np.ndarray], path: Path, title: str) -> Path:
     """Empirical CDF of each latency series (ms, log x axis) with p50/p99 marked."""
@@ -29,9 +31,7 @@ def plot_latency_cdf(series_s: dict[str, np.ndarray], path: Path, title: str) ->
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -45,7 +45,5 @@ def plot_memory(series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, ti
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

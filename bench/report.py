@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench.machine import load_average
 from bench.plots import plot_latency_cdf, plot_memory
 from bench.result import ScenarioResult
+from engine import atomic
+from engine.json_output import write_json
 
 
 def write_report(out_dir: Path, machine: dict, results: list[ScenarioResult]) -> dict[str, Path]:
@@ -31,9 +32,9 @@ def write_report(out_dir: Path, machine: dict, results: list[ScenarioResult]) ->
         "scenarios": [{**r.to_dict(), "plots": plots[r.name]} for r in results],
     }
     json_path = out_dir / "results.json"
-    json_path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    write_json(json_path, document)
     md_path = out_dir / "results.md"
-    md_path.write_text(markdown_report(document))
+    atomic.write_text(md_path, markdown_report(document))
     written = {"json": json_path, "markdown": md_path}
     for names in plots.values():
         for name in names:

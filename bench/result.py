@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from engine.json_output import json_ready
 
 
 @dataclass
@@ -29,14 +30,14 @@ class ScenarioResult:
     skipped: str | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready form (non-finite numbers become null, so the file stays valid JSON)."""
+        """JSON-ready form (engine.json_output: non-finite numbers become null, floats rounded)."""
         return {
             "name": self.name,
             "title": self.title,
             "skipped": self.skipped,
-            "settings": _clean(self.settings),
-            "summary": _clean(self.summary),
-            "rows": _clean(self.rows),
+            "settings": json_ready(self.settings),
+            "summary": json_ready(self.summary),
+            "rows": json_ready(self.rows),
             "notes": list(self.notes),
         }
 
@@ -45,15 +46,3 @@ def skipped(name: str, title: str, reason: str, settings: dict | None = None) ->
     """A scenario that could not run here (no GPU, component missing), with the reason."""
     return ScenarioResult(name=name, title=title, settings=settings or {}, skipped=reason)
 
-
-def _clean(value):
-    """Recursively turn NumPy scalars into Python numbers and NaN/inf into None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

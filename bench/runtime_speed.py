@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from engine.json_output import write_json
 from engine.model.weights import DEFAULT_WEIGHTS, LoadedEnsemble, load_ensemble
 from engine.runtimes import create_runtime
 from engine.runtimes.ort_backend import OnnxRuntimeEnsemble
@@ -117,7 +118,7 @@ def main(model: Path | None, threads: int | None, batches: str, seconds: float, 
     for name, ms in list(results["profile"]["ms_by_conv_shape"].items())[:8]:
         click.echo(f"  conv {name:60s} {ms:7.3f} ms")
     if out is not None:
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(out, results)
 
 
 if __name__ == "__main__":

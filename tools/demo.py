@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,10 @@ from typing import Any
 import click
 import numpy as np
 
+from engine.atomic import atomic_path, partial_path
+from engine.cache_paths import cache_subdir
 from engine.errors import InputError
+from engine.json_output import write_json
 from engine.pipeline import PipelineSettings
 from engine.streaming.latency import engine_latency_ms, summarize_ms
 from engine.streaming.loopback import LoopbackEngine
@@ -28,12 +30,6 @@ from tools.listen import format_event
 from tools.replay import replay_file
 
 STREAM = "demo"
-
-
-def cache_dir() -> Path:
-    """`$IVUSCAL_CACHE/demo`, else `$XDG_CACHE_HOME/ivuscal/demo`, else `~/.cache/ivuscal/demo`."""
-    root = os.environ.get("IVUSCAL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ivuscal"
-    return Path(root) / "demo"
 
 
 def demo_pullback(n_frames: int, seed: int, image_size: int, directory: Path, quiet: bool) -> Path:
@@ -48,13 +44,17 @@ def demo_pullback(n_frames: int, seed: int, image_size: int, directory: Path, qu
     directory.mkdir(parents=True, exist_ok=True)
     if not quiet:
         click.echo(f"generating a {n_frames}-frame pullback (once; cached in {directory}) ...", err=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.dcm")
-    write_pullback(partial, iter_pullback(config, seed))
-    for suffix in (".truth.npz", ".lesions.json"):  # truth files follow the DICOM name
-        written = partial.with_name(partial.stem + suffix)
-        if written.exists():
-            written.replace(path.with_name(path.stem + suffix))
-    partial.replace(path)
+    truth_suffixes = (".truth.npz", ".lesions.json")  # truth files follow the DICOM name
+    partial_truth = [partial_path(path).with_name(partial_path(path).stem + suffix) for suffix in truth_suffixes]
+    try:
+        with atomic_path(path) as partial:  # the DICOM goes in place last: its presence means complete
+            write_pullback(partial, iter_pullback(config, seed))
+            for suffix, written in zip(truth_suffixes, partial_truth, strict=True):
+                if written.exists():
+                    written.replace(path.with_name(path.stem + suffix))
+    finally:
+        for written in partial_truth:
+            written.unlink(missing_ok=True)
     return path
 
 
@@ -80,7 +80,7 @@ def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSe
     result = analyze_journal(journal, settings)
     labels = np.asarray(load_truth(pullback).labels(result.n_alines), dtype=bool)
     summary = write_report(out, result, labels if labels.shape == result.calcium.shape else None)
-    (out / "live.json").write_text(json.dumps(live, indent=2, sort_keys=True) + "\n")
+    write_json(out / "live.json", live, sort_keys=True)
     return summary
 
 
@@ -93,13 +93,13 @@ def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSe
 @click.option("--backend", default="auto", show_default=True, help="Inference backend.")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="Inference threads.")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ensemble weights (default: the shipped model).")
-@click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where the generated pullback is kept (default: ~/.cache/ivuscal/demo).")
+@click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where the generated pullback is kept (default: the demo folder of the ivuscal cache, docs/conventions.md).")
 @click.option("--quiet", is_flag=True, help="Only the summary lines, no per-frame view.")
 def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int, model: Path | None, cache: Path | None, quiet: bool) -> None:
     """Generate a pullback, stream it live through the engine at 30 frames/s, show the arcs, write the report."""
     if image_size % 16:
         raise InputError(f"--image-size must be a multiple of 16, got {image_size}")
-    pullback = demo_pullback(n_frames, seed, image_size, cache or cache_dir(), quiet)
+    pullback = demo_pullback(n_frames, seed, image_size, cache or cache_subdir("demo"), quiet)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = PipelineSettings()
     config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=out_dir / "journal", heartbeat_s=0.5)

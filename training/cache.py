@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError
+from engine.json_output import write_json
 from engine.model.spec import InputSpec
 
 INDEX = "index.json"
@@ -103,7 +104,7 @@ class CacheWriter:
 
     def close(self) -> PolarCache:
         index = {"spec": self.spec.to_dict(), "pullbacks": [asdict(e) for e in self.entries]}
-        (self.root / INDEX).write_text(json.dumps(index, indent=1) + "\n")
+        write_json(self.root / INDEX, index, indent=1)
         return PolarCache(self.root)
 
 

@@ -7,12 +7,14 @@ and step counts); `state.json` beside it holds the epoch, history and optimizer 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from engine.atomic import atomic_path
+from engine.json_output import write_json
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, state: dict) -> None:
@@ -25,9 +27,8 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
             for name, value in values.items():
                 tensors[f"opt.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
         groups = opt_state["param_groups"]
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as partial:
+        save_file(tensors, str(partial))
     _write_json(_state_path(path), {**state, "optimizer_param_groups": groups})
 
 
@@ -51,6 +52,4 @@ def _state_path(path: Path) -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp.json")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data, indent=1, sort_keys=True)

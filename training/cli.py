@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 from pathlib import Path
@@ -11,6 +10,7 @@ import click
 import torch
 
 from engine.errors import InputError
+from engine.json_output import write_json
 
 log = logging.getLogger("training")
 
@@ -105,8 +105,7 @@ def evaluate_command(
             f"specificity {row['specificity']:.4f} (ensemble, filtered)"
         )
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1) + "\n")
+        write_json(out, report, indent=1)
 
 
 def _keep_ensemble(items, store: dict):

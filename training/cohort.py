@@ -17,6 +17,7 @@ import numpy as np
 from engine.dicom import open_pullback
 from engine.errors import InputError
 from engine.geometry import PolarSampler
+from engine.json_output import json_ready, write_json
 from engine.model.spec import InputSpec
 from engine.progress import progress
 from training.cache import INDEX, CacheWriter, PolarCache, to_uint8
@@ -36,9 +37,9 @@ def prepare_cache(plan: CohortPlan, root: Path, spec: InputSpec, quiet: bool = T
     root.mkdir(parents=True, exist_ok=True)
     plan_file = root / PLAN_FILE
     wanted = {"plan": plan.to_dict(), "spec": spec.to_dict(), "exact_labels": exact}
-    if plan_file.is_file() and json.loads(plan_file.read_text()) != wanted:
+    if plan_file.is_file() and json.loads(plan_file.read_text()) != json_ready(wanted):
         raise InputError("holds data of a different plan; use a fresh work directory", source=str(root))
-    plan_file.write_text(json.dumps(wanted, indent=1) + "\n")
+    write_json(plan_file, wanted, indent=1)
     cache_dir = root / "cache"
     if (cache_dir / INDEX).is_file():
         return PolarCache(cache_dir)

@@ -25,7 +25,9 @@ from pathlib import Path
 import click
 import numpy as np
 
+from engine import atomic
 from engine.errors import InputError
+from engine.figures import save_figure
 from engine.pipeline import PipelineSettings
 from engine.progress import progress
 from engine.quantify import QuantifySettings, summarize_pullback
@@ -107,7 +109,7 @@ def best_cell(cells: list[GridCell]) -> GridCell:
 
 
 def write_csv(path: Path, cells: list[GridCell]) -> None:
-    with open(path, "w", newline="") as handle:
+    with atomic.atomic_path(path) as partial, open(partial, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(asdict(cells[0])))
         writer.writeheader()
         writer.writerows(asdict(c) for c in cells)
@@ -129,7 +131,7 @@ def write_markdown(path: Path, cells: list[GridCell], n_cases: int) -> None:
         f"| {c.dice_mean:.3f} | {c.max_arc_error_deg:.1f} |"
         for c in cells
     ]
-    path.write_text("\n".join(lines) + "\n")
+    atomic.write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_heatmaps(path: Path, cells: list[GridCell], alines: list[int], frames: list[int]) -> None:
@@ -155,9 +157,7 @@ def plot_heatmaps(path: Path, cells: list[GridCell], alines: list[int], frames: 
         ax.set_ylabel("window (A-lines)")
         ax.set_title(title, fontsize=10)
         fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _odd_list(text: str, name: str) -> list[int]:

@@ -21,6 +21,7 @@ from engine.dicom import CalibrationOverrides, open_pullback
 from engine.dicom.calibration import Calibration
 from engine.dicom.cli_options import calibration_options
 from engine.errors import InputError
+from engine.figures import save_figure
 from engine.filter import filter_map
 from engine.geometry import PolarSampler, polar_to_cartesian
 from engine.model.spec import InputSpec
@@ -100,10 +101,7 @@ def render(explanation: Explanation, out: Path) -> None:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("mm")
     axes[1].imshow(np.ma.masked_less(attention, 0.15), cmap="jet", alpha=0.45, vmin=0, vmax=1, extent=extent)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 @click.command(name="explain")

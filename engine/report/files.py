@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine import atomic
+from engine.json_output import json_ready, write_json
 from engine.quantify import frame_arcs
 from engine.report.result import AnalysisResult
 
@@ -20,18 +20,20 @@ FRAME_COLUMNS = ["frame", "position_mm", "n_arcs", "max_arc_deg", "total_arc_deg
 
 def write_calcium_map(path: Path, result: AnalysisResult) -> None:
     """`calcium` bool, `probability` float32 (frames x A), `angles_deg`, `frame_position_mm`."""
-    np.savez_compressed(
-        path,
-        calcium=result.calcium.astype(bool),
-        probability=result.probability.astype(np.float32),
-        angles_deg=result.angles_deg,
-        frame_position_mm=result.frame_position_mm.astype(np.float64),
-    )
+    with atomic.atomic_path(path) as partial:
+        np.savez_compressed(
+            partial,
+            calcium=result.calcium.astype(bool),
+            probability=result.probability.astype(np.float32),
+            angles_deg=result.angles_deg,
+            frame_position_mm=result.frame_position_mm.astype(np.float64),
+        )
 
 
 def write_truth_labels(path: Path, truth: np.ndarray) -> None:
     """`truth_labels.npz`: `calcium` bool (frames x A), the truth the report was compared with."""
-    np.savez_compressed(path, calcium=np.asarray(truth, dtype=bool))
+    with atomic.atomic_path(path) as partial:
+        np.savez_compressed(partial, calcium=np.asarray(truth, dtype=bool))
 
 
 def summary_dict(result: AnalysisResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -45,14 +47,12 @@ def summary_dict(result: AnalysisResult, extra: dict[str, Any] | None = None) ->
         "source": result.source,
     }
     data.update(extra or {})
-    return _json_safe(data)
+    return json_ready(data)
 
 
 def write_summary(path: Path, result: AnalysisResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write summary.json; return what was written."""
-    data = summary_dict(result, extra)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return data
+    return write_json(path, summary_dict(result, extra))
 
 
 def write_frames_csv(path: Path, result: AnalysisResult) -> None:
@@ -60,7 +60,7 @@ def write_frames_csv(path: Path, result: AnalysisResult) -> None:
     lesion_of = np.full(result.n_frames, -1)
     for i, lesion in enumerate(result.summary.lesions):
         lesion_of[lesion.start_frame : lesion.end_frame + 1] = i
-    with open(path, "w", newline="") as handle:
+    with atomic.atomic_path(path) as partial, open(partial, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(FRAME_COLUMNS)
         for i in range(result.n_frames):
@@ -90,20 +90,7 @@ def write_lesions_csv(path: Path, result: AnalysisResult) -> None:
         rows.append({"lesion": i, **data, "score_total_assessed": score["total_assessed"],
                      "score_arc_points": score["arc_gt_threshold_over_length"], "score_360_point": score["arc_360"]})
     fields = list(rows[0]) if rows else ["lesion", "start_frame", "end_frame", "start_mm", "end_mm", "length_mm"]
-    with open(path, "w", newline="") as handle:
+    with atomic.atomic_path(path) as partial, open(partial, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON types: NumPy scalars to Python, non-finite floats to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

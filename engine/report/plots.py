@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
 
+from engine.figures import save_figure  # noqa: E402
 from engine.quantify import Arc, max_arc_deg  # noqa: E402
 from engine.report.result import AnalysisResult  # noqa: E402
 
@@ -46,9 +47,7 @@ def plot_longitudinal_map(path: Path, result: AnalysisResult, truth: np.ndarray 
     ax.set_yticks([0, 90, 180, 270, 360])
     title = "Longitudinal calcium map: probability (grey), calcium after filter (orange)"
     ax.set_title(title + (", truth (blue outline)" if truth is not None else ""), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_arc_profile(path: Path, result: AnalysisResult, truth: np.ndarray | None = None) -> None:
@@ -78,9 +77,7 @@ def plot_arc_profile(path: Path, result: AnalysisResult, truth: np.ndarray | Non
     ax.set_xlabel("position along pullback (mm)")
     ax.set_ylabel("arc (deg)")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @dataclass(frozen=True)
@@ -120,6 +117,4 @@ def plot_key_frames(
         ax.set_axis_off()
     for ax in axes[0][len(frames):]:
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

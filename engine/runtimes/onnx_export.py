@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import onnx
 import onnxscript.optimizer
 import torch
 
+from engine.atomic import atomic_path
 from engine.errors import InputError, InternalError
 from engine.model.weights import LoadedEnsemble, card_path_for, ensemble_probabilities, file_sha256
 from engine.runtimes.fused import FusedEnsemble
@@ -61,14 +61,9 @@ def export_onnx(ensemble: LoadedEnsemble, out: Path | str, *, precision: str = "
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as error:
         raise InternalError(f"exported ONNX graph is invalid: {error}") from error
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    onnx.save(model, str(partial))
-    try:
+    with atomic_path(out) as partial:
+        onnx.save(model, str(partial))
         max_diff = _check_parity(ensemble, partial) if precision == "fp32" else None
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
     return OnnxExport(out, file_sha256(out), opset, precision, time.perf_counter() - started, max_diff)
 
 

@@ -12,15 +12,15 @@ outputs stay on the device.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
 
+from engine import atomic
+from engine.cache_paths import cache_subdir
 from engine.errors import BackendUnavailableError, InputError, InternalError
 from engine.model.weights import LoadedEnsemble, file_sha256
 from engine.runtimes.base import EnsembleRuntime
-from engine.runtimes.cache import cache_subdir
 from engine.runtimes.onnx_export import INPUT_NAME, OUTPUT_NAMES
 from engine.xp import cupy_or_none
 
@@ -111,9 +111,7 @@ class TensorRTEnsemble(EnsembleRuntime):
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise InternalError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
-        partial = self.engine_path.with_name(f".{self.engine_path.name}.{os.getpid()}.partial")
-        partial.write_bytes(bytes(serialized))
-        os.replace(partial, self.engine_path)
+        atomic.write_bytes(self.engine_path, bytes(serialized))
 
     def _run(self, polar: Any) -> tuple[Any, Any]:
         cp = self.xp

@@ -7,7 +7,6 @@ same on every run. File names carry case numbers only, never the (fake) patient 
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError
+from engine.json_output import write_json
 from engine.progress import progress
 from tools.simulator.config import PullbackConfig
 from tools.simulator.dicom_writer import SyntheticPatient, write_pullback
@@ -89,5 +89,5 @@ def generate_cohort(out_dir: str | Path, n_patients: int, seed: int, *, n_frames
     manifest = {"generator": "ivuscal synth", "seed": seed, "n_patients": n_patients,
                 "options": {"n_frames": n_frames, **fixed}, "total_frames": total, "patients": patients}
     path = out / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=1))
+    write_json(path, manifest, indent=1)
     return path
