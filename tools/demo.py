@@ -26,6 +26,7 @@ from engine.pipeline import PipelineSettings
 from engine.streaming.latency import engine_latency_ms, summarize_ms
 from engine.streaming.loopback import LoopbackEngine
 from engine.streaming.server import ServerConfig, create_server
+from engine.truth import read_truth
 from tools.listen import format_event
 from tools.replay import replay_file
 
@@ -75,10 +76,8 @@ def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSe
     """The offline report from the journal (same results as live), with the simulator's truth, plus live.json."""
     from engine.commands.analyze import analyze_journal  # noqa: PLC0415
     from engine.report import write_report  # noqa: PLC0415
-    from tools.simulator import load_truth  # noqa: PLC0415
-
     result = analyze_journal(journal, settings)
-    labels = np.asarray(load_truth(pullback).labels(result.n_alines), dtype=bool)
+    labels = np.asarray(read_truth(pullback).labels(result.n_alines), dtype=bool)
     summary = write_report(out, result, labels if labels.shape == result.calcium.shape else None)
     write_json(out / "live.json", live, sort_keys=True)
     return summary

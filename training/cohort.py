@@ -20,6 +20,7 @@ from engine.geometry import PolarSampler
 from engine.json_output import json_ready, write_json
 from engine.model.spec import InputSpec
 from engine.progress import progress
+from engine.truth import read_truth
 from training.cache import INDEX, CacheWriter, PolarCache, to_uint8
 from training.presets import CohortPlan
 from training.synthetic import synthetic_pullback
@@ -80,7 +81,6 @@ def cache_cohort_dir(cohort_dir: Path, cache_dir: Path, spec: InputSpec, quiet: 
     cohort has it) - what training learns from; `exact=True` takes the exact truth - what
     evaluation scores against. An existing cache is reused.
     """
-    from tools.simulator import load_truth
     from tools.simulator.cohort import MANIFEST_NAME
 
     if (cache_dir / INDEX).is_file():
@@ -94,7 +94,7 @@ def cache_cohort_dir(cohort_dir: Path, cache_dir: Path, spec: InputSpec, quiet: 
     with progress("cache", total=len(entries), quiet=quiet) as bar:
         for case, run in entries:
             dicom = cohort_dir / run["dicom"]
-            labels = load_truth(dicom).labels(spec.n_alines, exact=exact)
+            labels = read_truth(dicom).labels(spec.n_alines, exact=exact)
             key = Path(run["dicom"]).stem
             _cache_dicom(writer, dicom, key, f"case{case:04d}", labels, spec)
             bar.advance()

@@ -25,6 +25,7 @@ from engine.quantify import ClinicalFindings, QuantifySettings
 from engine.report import FrameGeometry, KeyFrameKeeper, ResultCollector, result_from_probabilities, write_report
 from engine.report.result import AnalysisResult
 from engine.runtimes.cli_options import runtime_options
+from engine.truth import CalciumTruth, read_truth
 
 
 class RecentChunks:
@@ -129,14 +130,7 @@ def analyze_journal(path: Path, settings: PipelineSettings, *, windows_from_jour
     return result_from_probabilities(prob, spread, spacing, settings, model=model, source=source)
 
 
-def read_truth(path: Path) -> Any:
-    """The simulator's truth (give NAME.truth.npz or the NAME.dcm beside it); read before any work."""
-    from tools.simulator import load_truth  # noqa: PLC0415 - only --truth needs the simulator
-
-    return load_truth(Path(path))
-
-
-def truth_map(truth: Any, n_frames: int, n_alines: int, source: Path) -> np.ndarray:
+def truth_map(truth: CalciumTruth, n_frames: int, n_alines: int, source: Path) -> np.ndarray:
     """The truth as bool (frames, A-lines), refused when it covers another number of frames."""
     labels = np.asarray(truth.labels(n_alines), dtype=bool)
     if labels.shape != (n_frames, n_alines):
@@ -194,7 +188,7 @@ def command(
         quantify=QuantifySettings(merge_gap_mm=merge_gap_mm),
         findings=ClinicalFindings(calcified_nodule, vessel_diameter_mm),
     )
-    truth_data = read_truth(truth) if truth is not None else None
+    truth_data = read_truth(truth) if truth is not None else None  # read before any work
     key_frames: list[tuple[int, np.ndarray]] = []
     geometry = None
     if journal is not None:

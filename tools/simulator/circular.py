@@ -6,7 +6,7 @@ in [0, 360) over `extent_deg` in (0, 360]; `(0.0, 360.0)` is the full circle.
 
 from __future__ import annotations
 
-import numpy as np
+from engine.truth import angles_in_arcs
 
 Arc = tuple[float, float]
 FULL: Arc = (0.0, 360.0)
@@ -74,13 +74,7 @@ def difference(arcs: list[Arc], remove: list[Arc]) -> list[Arc]:
     return _to_arcs(keep)
 
 
-def contains(arcs: list[Arc], angles_deg: np.ndarray) -> np.ndarray:
-    """Boolean mask: which angles lie inside any arc (start inclusive, end exclusive)."""
-    angles = np.asarray(angles_deg, dtype=np.float64) % 360.0
-    mask = np.zeros(angles.shape, dtype=bool)
-    for start, extent in arcs:
-        mask |= ((angles - start) % 360.0) < extent
-    return mask
+contains = angles_in_arcs  # membership belongs to the truth format, which the engine reads too
 
 
 def total_extent(arcs: list[Arc]) -> float:

@@ -1,28 +1,19 @@
-"""Calcium truth of a simulated pullback, in displayed image coordinates, and its file format.
+"""The simulator's side of the calcium truth: its lesion records, on the shared file format.
 
-Per frame, calcium is a list of arcs `(start_deg, extent_deg)` (circular.py) after cardiac
-rotation and NURD, i.e. where the calcium is in the image. A-line k of A is calcified when
-its centre angle (k + 0.5) * 360 / A lies inside an arc (docs/conventions.md).
-
-Files beside `NAME.dcm` (see docs/simulator.md):
-- `NAME.truth.npz`: `arc_frame`, `arc_start_deg`, `arc_extent_deg` (the labels: noisy when
-  label noise was asked for), `exact_arc_*` (always exact), `labels_360` (bool, frames x 360),
-  `lumen_radius_mm` and `vessel_radius_mm` (float32, frames x 360, at A-line centres),
-  `frame_time_s`, `pullback_rate_mm_s`, `label_noise`.
-- `NAME.lesions.json`: the lesion list and the confounders present.
+The format (arcs per frame in displayed image coordinates, after cardiac rotation and NURD;
+labels; borders) lives in engine/truth.py, which the engine reads without importing the
+simulator. Here: `Lesion`, what the simulator records about each lesion it draws, and
+`PullbackTruth`, the truth with those records typed.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
+from engine.truth import CalciumTruth, read_truth, truth_paths, write_truth
 
-from engine.errors import InputError
-from tools.simulator import circular
-from tools.simulator.circular import Arc
+__all__ = ["Lesion", "PullbackTruth", "load_truth", "truth_paths", "write_truth"]
 
 
 @dataclass
@@ -41,106 +32,14 @@ class Lesion:
 
 
 @dataclass
-class PullbackTruth:
-    """Per-frame calcium arcs, borders and lesions of one pullback."""
+class PullbackTruth(CalciumTruth):
+    """A simulated pullback's truth, its lesions as `Lesion` records."""
 
-    arcs: list[list[Arc]]
-    lumen_radius_mm: np.ndarray  # (frames, 360)
-    vessel_radius_mm: np.ndarray  # (frames, 360)
-    frame_time_s: float
-    pullback_rate_mm_s: float
     lesions: list[Lesion] = field(default_factory=list)
-    exact_arcs: list[list[Arc]] | None = None  # set when `arcs` carry label noise
-    confounders: list[dict] = field(default_factory=list)
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.arcs)
-
-    @property
-    def label_noise(self) -> bool:
-        return self.exact_arcs is not None
-
-    def labels(self, n_alines: int = 360, exact: bool = False) -> np.ndarray:
-        """bool (frames, n_alines): A-line centre inside a calcium arc."""
-        if n_alines < 1:
-            raise InputError(f"n_alines must be positive, got {n_alines}")
-        arcs = self.exact_arcs if (exact and self.exact_arcs is not None) else self.arcs
-        centres = (np.arange(n_alines) + 0.5) * 360.0 / n_alines
-        out = np.zeros((len(arcs), n_alines), dtype=bool)
-        for i, frame_arcs in enumerate(arcs):
-            if frame_arcs:
-                out[i] = circular.contains(frame_arcs, centres)
-        return out
-
-    def frame_position_mm(self) -> np.ndarray:
-        """Nominal position of each frame (docs/conventions.md)."""
-        return np.arange(self.n_frames) * self.frame_time_s * self.pullback_rate_mm_s
-
-
-def _flatten(arcs: list[list[Arc]]) -> dict[str, np.ndarray]:
-    frame = [i for i, a in enumerate(arcs) for _ in a]
-    return {
-        "frame": np.asarray(frame, dtype=np.int32),
-        "start_deg": np.asarray([s for a in arcs for s, _ in a], dtype=np.float64),
-        "extent_deg": np.asarray([e for a in arcs for _, e in a], dtype=np.float64),
-    }
-
-
-def _unflatten(n_frames: int, frame: np.ndarray, start: np.ndarray, extent: np.ndarray) -> list[list[Arc]]:
-    arcs: list[list[Arc]] = [[] for _ in range(n_frames)]
-    for i, s, e in zip(frame.tolist(), start.tolist(), extent.tolist(), strict=True):
-        arcs[i].append((s, e))
-    return arcs
-
-
-def truth_paths(dicom_path: str | Path) -> tuple[Path, Path]:
-    """(`NAME.truth.npz`, `NAME.lesions.json`) beside `NAME.dcm` (also given `NAME.truth.npz` itself)."""
-    base = str(Path(dicom_path))
-    for suffix in (".dcm", ".DCM", ".npz"):
-        base = base.removesuffix(suffix)
-    base = base.removesuffix(".truth")
-    return Path(base + ".truth.npz"), Path(base + ".lesions.json")
-
-
-def write_truth(path: str | Path, truth: PullbackTruth) -> Path:
-    """Write the truth beside a DICOM path (or to a `.truth.npz` path); returns the npz path."""
-    npz_path, json_path = truth_paths(path)
-    data = {f"arc_{k}": v for k, v in _flatten(truth.arcs).items()}
-    if truth.exact_arcs is not None:
-        data.update({f"exact_arc_{k}": v for k, v in _flatten(truth.exact_arcs).items()})
-    np.savez_compressed(
-        npz_path,
-        **data,
-        n_frames=np.int64(truth.n_frames),
-        labels_360=truth.labels(360),
-        lumen_radius_mm=truth.lumen_radius_mm.astype(np.float32),
-        vessel_radius_mm=truth.vessel_radius_mm.astype(np.float32),
-        frame_time_s=np.float64(truth.frame_time_s),
-        pullback_rate_mm_s=np.float64(truth.pullback_rate_mm_s),
-        label_noise=np.bool_(truth.label_noise),
-    )
-    doc = {"lesions": [asdict(les) for les in truth.lesions], "confounders": truth.confounders,
-           "angle_convention": "degrees clockwise as displayed from 3 o'clock (docs/conventions.md)"}
-    json_path.write_text(json.dumps(doc, indent=1))
-    return npz_path
 
 
 def load_truth(path: str | Path) -> PullbackTruth:
-    """Read truth written by `write_truth` (give the npz or the DICOM path)."""
-    npz_path, json_path = truth_paths(path)
-    try:
-        with np.load(npz_path) as z:
-            n = int(z["n_frames"])
-            arcs = _unflatten(n, z["arc_frame"], z["arc_start_deg"], z["arc_extent_deg"])
-            exact = (_unflatten(n, z["exact_arc_frame"], z["exact_arc_start_deg"], z["exact_arc_extent_deg"])
-                     if "exact_arc_frame" in z else None)
-            truth = PullbackTruth(arcs, z["lumen_radius_mm"], z["vessel_radius_mm"], float(z["frame_time_s"]),
-                                  float(z["pullback_rate_mm_s"]), exact_arcs=exact)
-    except (OSError, KeyError, ValueError) as error:
-        raise InputError(f"cannot read simulator truth: {error}", source=str(npz_path)) from error
-    if json_path.exists():
-        doc = json.loads(json_path.read_text())
-        truth.lesions = [Lesion(**les) for les in doc.get("lesions", [])]
-        truth.confounders = doc.get("confounders", [])
-    return truth
+    """Read simulator truth (give the npz or the DICOM path)."""
+    truth = read_truth(path)
+    values = {f.name: getattr(truth, f.name) for f in fields(truth)}
+    return PullbackTruth(**{**values, "lesions": [Lesion(**record) for record in truth.lesions]})
