@@ -15,6 +15,9 @@ import click
 
 from engine.errors import InputError
 
+# Packages of the optional extras (pyproject.toml) -> the extra that installs them.
+EXTRA_OF_PACKAGE = {"torch": "train", "onnx": "export", "onnxscript": "export"}
+
 # name -> (module, attribute, one-line help). Each module owns its command.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("engine.commands.inspect", "command", "Describe a DICOM pullback (no patient identifiers)."),
@@ -48,6 +51,9 @@ class LazyGroup(click.Group):
         except ModuleNotFoundError as error:
             if error.name and module_name.startswith(error.name):
                 return _unavailable(cmd_name)
+            package = (error.name or "").partition(".")[0]
+            if package in EXTRA_OF_PACKAGE:
+                return _unavailable(cmd_name, f"needs {package}: pip install 'ivuscal[{EXTRA_OF_PACKAGE[package]}]'")
             raise
         return getattr(module, attribute)
 
@@ -57,10 +63,11 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-def _unavailable(name: str) -> click.Command:
-    @click.command(name=name, help="Not available in this build.")
+def _unavailable(name: str, reason: str = "is not available in this build") -> click.Command:
+    @click.command(name=name, help=f"Not available here: {reason}.",
+                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
     def unavailable() -> None:
-        raise click.UsageError(f"'{name}' is not available in this build")
+        raise click.UsageError(f"'{name}' {reason}")
 
     return unavailable
 

@@ -12,26 +12,11 @@ The module knows nothing of DICOM, sockets or files (see engine/model/weights.py
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-@dataclass(frozen=True)
-class NetConfig:
-    """Constructor arguments of `CalciumNet`; stored in the model card."""
-
-    channels: tuple[int, ...] = (8, 16, 24, 32)
-    decoder_channels: int = 24
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> NetConfig:
-        return cls(channels=tuple(data["channels"]), decoder_channels=int(data["decoder_channels"]))
+from engine.model.spec import NetConfig
 
 
 def circular_pad_angle(x: Tensor, pad: int) -> Tensor:

@@ -1,7 +1,7 @@
-"""What the network expects as input: the polar grid and the intensity scaling.
+"""What the network expects as input (the polar grid, the intensity scaling) and its shape.
 
-The spec travels with the weights (in the model card) so that the runtime samples frames the
-way the model was trained.
+Both travel with the weights (safetensors metadata and model card) so that the runtime samples
+frames the way the model was trained. Plain data, no torch: the ONNX Runtime path reads them too.
 """
 
 from __future__ import annotations
@@ -32,3 +32,18 @@ class InputSpec:
     @classmethod
     def from_dict(cls, data: dict) -> InputSpec:
         return cls(**{k: data[k] for k in ("n_alines", "n_depth", "depth_spacing_mm")})
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Constructor arguments of `engine.model.network.CalciumNet`; stored with the weights."""
+
+    channels: tuple[int, ...] = (8, 16, 24, 32)
+    decoder_channels: int = 24
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NetConfig:
+        return cls(channels=tuple(data["channels"]), decoder_channels=int(data["decoder_channels"]))

@@ -2,7 +2,9 @@
 
 Tensors are stored as `member{i}.{state_dict key}`; the safetensors metadata holds the network
 config and input spec, so the file alone rebuilds the ensemble. The card (`<stem>.card.json`)
-records provenance and metrics and the weights' SHA-256, checked on load. Never pickle.
+records provenance and metrics and the weights' SHA-256, checked on load, and may name the fused
+ONNX graph shipped beside the weights (`onnx: {file, sha256, ...}`, engine/runtimes/graph.py).
+Loading needs no torch; building the member networks does. Never pickle.
 """
 
 from __future__ import annotations
@@ -11,14 +13,21 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.numpy import load_file
 
+from engine import atomic
 from engine.errors import InputError
-from engine.model.network import CalciumNet, NetConfig
-from engine.model.spec import InputSpec
+from engine.json_output import write_json
+from engine.model.spec import InputSpec, NetConfig
+
+if TYPE_CHECKING:  # torch is needed only to build the members (training, export, the torch backend)
+    import torch
+
+    from engine.model.network import CalciumNet
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "default" / "ensemble.safetensors"
 FORMAT = "ivuscal-ensemble/1"
@@ -26,19 +35,50 @@ FORMAT = "ivuscal-ensemble/1"
 
 @dataclass
 class LoadedEnsemble:
-    """The member networks (eval mode), their input spec, and the model card."""
+    """An ensemble read from disk: its tensors, input spec, network config and model card.
 
-    models: list[CalciumNet]
+    Reading needs no torch (the ONNX Runtime path runs the graph named in the card); `models`
+    builds the member networks (eval mode, CPU) on first use and needs torch.
+    """
+
     spec: InputSpec
     net_config: NetConfig
+    n_members: int
+    tensors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # "member{i}.{state_dict key}"
     card: dict = field(default_factory=dict)
     path: Path | None = None
     sha256: str = ""
+    _models: list[CalciumNet] | None = field(default=None, repr=False)
 
     @property
     def model_id(self) -> str:
         name = self.card.get("name", "ivuscal-ensemble")
         return f"{name}@{self.sha256[:12]}" if self.sha256 else name
+
+    @property
+    def models(self) -> list[CalciumNet]:
+        """The member networks in eval mode (built from the tensors on first use; needs torch)."""
+        if self._models is None:
+            self._models = [self._member(i) for i in range(self.n_members)]
+        return self._models
+
+    def _member(self, i: int) -> CalciumNet:
+        import torch  # noqa: PLC0415 - see the class docstring
+
+        from engine.model.network import CalciumNet  # noqa: PLC0415
+
+        prefix = f"member{i}."
+        state = {
+            key.removeprefix(prefix): torch.from_numpy(value.copy())
+            for key, value in self.tensors.items()
+            if key.startswith(prefix)
+        }
+        model = CalciumNet(self.net_config)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise InputError(f"member {i} does not match its architecture ({error})", source=str(self.path)) from error
+        return model.eval()
 
 
 def card_path_for(weights_path: Path) -> Path:
@@ -54,7 +94,9 @@ def file_sha256(path: Path) -> str:
 
 
 def save_ensemble(path: Path, models: list[CalciumNet], spec: InputSpec, card: dict | None = None) -> LoadedEnsemble:
-    """Write the members to `path` (safetensors) and the card beside it; returns what was saved."""
+    """Write the members to `path` (safetensors) and the card beside it, each atomically; returns what was saved."""
+    from safetensors.torch import save  # noqa: PLC0415 - saving needs torch tensors
+
     if not models:
         raise ValueError("an ensemble needs at least one model")
     config = models[0].config
@@ -70,8 +112,7 @@ def save_ensemble(path: Path, models: list[CalciumNet], spec: InputSpec, card: d
         "input_spec": json.dumps(spec.to_dict()),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_canonical_safetensors(save(tensors, metadata=metadata)))
+    atomic.write_bytes(path, _canonical_safetensors(save(tensors, metadata=metadata)))
     sha = file_sha256(path)
     full_card = dict(card or {})
     full_card.update(
@@ -81,8 +122,30 @@ def save_ensemble(path: Path, models: list[CalciumNet], spec: InputSpec, card: d
         architecture={"class": "CalciumNet", "config": config.to_dict()},
         input_spec=spec.to_dict(),
     )
-    card_path_for(path).write_text(json.dumps(full_card, indent=2, sort_keys=True) + "\n")
-    return LoadedEnsemble(models, spec, config, full_card, path, sha)
+    write_card(path, full_card)
+    arrays = {key: value.numpy() for key, value in tensors.items()}
+    return LoadedEnsemble(spec, config, len(models), arrays, full_card, path, sha, _models=list(models))
+
+
+def write_card(weights_path: Path, card: dict[str, Any]) -> Path:
+    """Write the model card beside `weights_path` atomically; returns the card's path."""
+    card_file = card_path_for(weights_path)
+    write_json(card_file, card, sort_keys=True)
+    return card_file
+
+
+def read_card(weights_path: Path) -> dict[str, Any]:
+    """The model card beside `weights_path` ({} when there is none); InputError naming it when unreadable."""
+    card_file = card_path_for(weights_path)
+    if not card_file.is_file():
+        return {}
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"model card is not readable JSON ({error})", source=str(card_file)) from error
+    if not isinstance(card, dict):
+        raise InputError("model card is not a JSON object", source=str(card_file))
+    return card
 
 
 def _canonical_safetensors(data: bytes) -> bytes:
@@ -100,45 +163,46 @@ def _canonical_safetensors(data: bytes) -> bytes:
 
 
 def load_ensemble(path: Path | str | None = None) -> LoadedEnsemble:
-    """Load an ensemble (the shipped default when `path` is None) in eval mode on the CPU."""
+    """Read an ensemble (the shipped default when `path` is None) and check its card; no torch needed.
+
+    Raises InputError naming the file when the weights are missing, corrupt or not an ivuscal
+    ensemble, or when the model card is unreadable or vouches for other weights.
+    """
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.is_file():
         raise InputError("model weights not found", source=str(path))
     try:
         with open(path, "rb") as handle:
             header_len = int.from_bytes(handle.read(8), "little")
-            metadata = json.loads(handle.read(header_len)).get("__metadata__", {})
+            metadata = json.loads(handle.read(header_len)).get("__metadata__") or {}
         tensors = load_file(str(path))
-    except (SafetensorError, ValueError, OSError) as error:
+    except (SafetensorError, ValueError, OSError, AttributeError) as error:
         raise InputError(f"not a readable safetensors file ({error})", source=str(path)) from error
     if metadata.get("format") != FORMAT:
         raise InputError(f"not an ivuscal ensemble (format {metadata.get('format')!r})", source=str(path))
-    config = NetConfig.from_dict(json.loads(metadata["net_config"]))
-    spec = InputSpec.from_dict(json.loads(metadata["input_spec"]))
-    models = []
-    for i in range(int(metadata["n_members"])):
-        prefix = f"member{i}."
-        state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-        model = CalciumNet(config)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise InputError(f"member {i} does not match its architecture ({error})", source=str(path)) from error
-        models.append(model.eval())
+    try:
+        config = NetConfig.from_dict(json.loads(metadata["net_config"]))
+        spec = InputSpec.from_dict(json.loads(metadata["input_spec"]))
+        n_members = int(metadata["n_members"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"ensemble metadata incomplete or malformed ({error!r})", source=str(path)) from error
     sha = file_sha256(path)
-    card_file = card_path_for(path)
-    card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+    card = read_card(path)
     if card and card.get("weights_sha256") != sha:
-        raise InputError(f"model card {card_file.name} does not match the weights (hash differs)", source=str(path))
-    return LoadedEnsemble(models, spec, config, card, path, sha)
+        raise InputError(
+            "model card does not match the weights (weights_sha256 differs)", source=str(card_path_for(path))
+        )
+    return LoadedEnsemble(spec, config, n_members, tensors, card, path, sha)
 
 
-@torch.no_grad()
 def ensemble_probabilities(models: list[CalciumNet], polar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference ensemble: mean and standard deviation of the members' sigmoid probabilities.
 
     `polar` is (B, D, A) in [0, 1]; returns two (B, A) tensors. Every runtime must match this.
     """
-    x = polar.unsqueeze(1)
-    probs = torch.stack([torch.sigmoid(model(x)) for model in models], dim=0)
-    return probs.mean(dim=0), probs.std(dim=0, unbiased=False)
+    import torch  # noqa: PLC0415 - the reference is a torch computation
+
+    with torch.no_grad():
+        x = polar.unsqueeze(1)
+        probs = torch.stack([torch.sigmoid(model(x)) for model in models], dim=0)
+        return probs.mean(dim=0), probs.std(dim=0, unbiased=False)

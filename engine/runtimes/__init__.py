@@ -63,8 +63,12 @@ def create_runtime(
     if backend == "onnxruntime":
         return _onnxruntime(ensemble, device, threads, precision)
     if backend == "torch":
-        from engine.runtimes.torch_backend import TorchEnsemble  # noqa: PLC0415
-
+        try:
+            from engine.runtimes.torch_backend import TorchEnsemble  # noqa: PLC0415
+        except ModuleNotFoundError as error:
+            raise BackendUnavailableError(
+                f"backend 'torch' needs PyTorch ({error.name} is missing): pip install 'ivuscal[train]'"
+            ) from error
         return TorchEnsemble(ensemble, device=device, threads=threads, precision=precision)
     return _tensorrt(ensemble, device, precision)
 

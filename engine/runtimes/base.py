@@ -32,7 +32,7 @@ class EnsembleRuntime(ABC):
         self.spec: InputSpec = ensemble.spec
         self.model_id: str = ensemble.model_id
         self.weights_sha256: str = ensemble.sha256
-        self.n_members: int = len(ensemble.models)
+        self.n_members: int = ensemble.n_members
         self.xp = xp
 
     def infer(self, polar: Any) -> tuple[Any, Any]:

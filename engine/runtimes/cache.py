@@ -1,8 +1,8 @@
-"""Where derived model files live: ONNX graphs and TensorRT engines, keyed by the weights' hash.
+"""Which ONNX graph a runtime runs: the one shipped with the weights, else one exported into the cache.
 
-The folder is `engine.cache_paths.cache_subdir("onnx")` (`$IVUSCAL_CACHE`, else the user cache). Runtimes
-call `onnx_for(ensemble)` and get a graph without anyone exporting by hand: the one the model
-card names (when its hash matches), else a cached export, else a fresh export into the cache.
+`onnx_for(ensemble)` returns the graph the model card names (hash-checked, engine/runtimes/graph.py)
+or a graph in `engine.cache_paths.cache_subdir("onnx")` keyed by the weights' hash, exporting it
+there on first use. Only that export needs torch, onnx and onnxscript (the `export` extra).
 """
 
 from __future__ import annotations
@@ -11,45 +11,40 @@ import logging
 from pathlib import Path
 
 from engine.cache_paths import cache_subdir
-from engine.model.weights import LoadedEnsemble, file_sha256
-from engine.runtimes.onnx_export import OPSET, export_onnx, read_metadata
+from engine.errors import BackendUnavailableError, InputError
+from engine.model.weights import LoadedEnsemble
+from engine.runtimes.graph import EXPORT_VERSION, OPSET, REGENERATE, card_graph, graph_metadata
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1  # bump when the exported graph changes for the same weights
-
 
 def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32") -> Path:
-    """An ONNX graph of `ensemble` at `precision`, exporting it into the cache on first use."""
-    card_graph = _card_graph(ensemble, precision)
-    if card_graph is not None:
-        return card_graph
+    """An ONNX graph of `ensemble` at `precision`: shipped, cached, or exported into the cache now.
+
+    Raises InputError when the card names a graph that is missing or changed, and
+    BackendUnavailableError when a graph must be exported but the export packages are absent.
+    """
+    shipped = card_graph(ensemble, precision)
+    if shipped is not None:
+        return shipped
     key = ensemble.sha256 or "unhashed"
     path = cache_subdir("onnx") / f"{key}-{precision}-opset{OPSET}-v{EXPORT_VERSION}.onnx"
     if path.is_file() and _made_from(path, ensemble):
         return path
+    try:
+        from engine.runtimes.onnx_export import export_onnx  # noqa: PLC0415 - torch, onnx, onnxscript
+    except ImportError as error:
+        raise BackendUnavailableError(
+            f"no current ONNX graph ships with {ensemble.path or 'this model'} and exporting one needs the "
+            f"'export' extra ({error.name or error} is missing): pip install 'ivuscal[export]', then {REGENERATE}"
+        ) from error
     log.info("exporting %s (%s) to %s", ensemble.model_id, precision, path)
     return export_onnx(ensemble, path, precision=precision).path
 
 
-def _card_graph(ensemble: LoadedEnsemble, precision: str) -> Path | None:
-    """The graph recorded in the model card, when it exists, matches its hash and these weights."""
-    entry = ensemble.card.get("onnx")
-    if not entry or ensemble.path is None or entry.get("precision", "fp32") != precision:
-        return None
-    if entry.get("opset") != OPSET:
-        return None
-    path = Path(entry["file"])
-    if not path.is_absolute():
-        path = ensemble.path.parent / path
-    if not path.is_file() or file_sha256(path) != entry.get("sha256") or not _made_from(path, ensemble):
-        log.warning("ignoring the ONNX graph named in the model card of %s (missing or changed)", ensemble.path)
-        return None
-    return path
-
-
 def _made_from(path: Path, ensemble: LoadedEnsemble) -> bool:
+    """Whether a cached graph was exported from these weights (a truncated or foreign file is not)."""
     try:
-        return read_metadata(path).get("ivuscal.weights_sha256") == ensemble.sha256
-    except Exception:  # a truncated or foreign file is simply not a cache hit
+        return graph_metadata(path).get("ivuscal.weights_sha256") == ensemble.sha256
+    except InputError:
         return False

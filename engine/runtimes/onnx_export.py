@@ -27,12 +27,10 @@ import torch
 
 from engine.atomic import atomic_path
 from engine.errors import InputError, InternalError
-from engine.model.weights import LoadedEnsemble, card_path_for, ensemble_probabilities, file_sha256
+from engine.model.weights import LoadedEnsemble, ensemble_probabilities, file_sha256
 from engine.runtimes.fused import FusedEnsemble
+from engine.runtimes.graph import INPUT_NAME, OPSET, OUTPUT_NAMES
 
-OPSET = 18
-INPUT_NAME = "polar"
-OUTPUT_NAMES = ("probability", "spread")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 PARITY_TOLERANCE = 1e-4
 
@@ -125,30 +123,3 @@ def _check_parity(ensemble: LoadedEnsemble, path: Path) -> float:
     if not diff <= PARITY_TOLERANCE:
         raise InternalError(f"exported ONNX graph differs from the PyTorch ensemble by {diff:.2e} (> {PARITY_TOLERANCE})")
     return diff
-
-
-def read_metadata(path: Path | str) -> dict[str, str]:
-    """The `ivuscal.*` metadata of an exported graph (without loading its weights)."""
-    model = onnx.load(str(path), load_external_data=False)
-    return {prop.key: prop.value for prop in model.metadata_props}
-
-
-def record_in_card(weights_path: Path | str, export: OnnxExport) -> Path:
-    """Add `onnx: {file, sha256, opset, precision}` to the weights' model card; returns the card path.
-
-    `file` is relative to the card's folder when the graph lies beside it or below it. A card
-    that does not exist yet is created with the weights' hash, so that loading still checks it.
-    """
-    weights_path = Path(weights_path)
-    card_file = card_path_for(weights_path)
-    card = json.loads(card_file.read_text()) if card_file.is_file() else {
-        "weights_file": weights_path.name,
-        "weights_sha256": file_sha256(weights_path),
-    }
-    try:
-        file = str(export.path.resolve().relative_to(card_file.parent.resolve()))
-    except ValueError:
-        file = str(export.path.resolve())
-    card["onnx"] = {"file": file, "sha256": export.sha256, "opset": export.opset, "precision": export.precision}
-    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    return card_file

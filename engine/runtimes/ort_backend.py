@@ -22,7 +22,7 @@ import numpy as np
 from engine.errors import BackendUnavailableError, InputError
 from engine.model.weights import LoadedEnsemble
 from engine.runtimes.base import EnsembleRuntime
-from engine.runtimes.onnx_export import INPUT_NAME, OUTPUT_NAMES
+from engine.runtimes.graph import INPUT_NAME, OUTPUT_NAMES
 
 
 SESSION_BATCH = 8  # frames per session run; throughput is flat from batch 1 to 16 (docs/runtimes.md)
@@ -62,8 +62,14 @@ class OnnxRuntimeEnsemble(EnsembleRuntime):
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.spin = spin
         self.onnx_path = Path(onnx_path)
-        self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        try:
+            self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # ONNX Runtime raises its own (unexported) exception types
+            raise InputError(f"not a loadable ONNX graph ({type(error).__name__})", source=str(onnx_path)) from error
         self._version = ort.__version__
+        made_from = self._session.get_modelmeta().custom_metadata_map.get("ivuscal.weights_sha256")
+        if ensemble.sha256 and made_from != ensemble.sha256:
+            raise InputError(f"ONNX graph was exported from other weights than {ensemble.path}", source=str(onnx_path))
 
     def _run(self, polar: Any) -> tuple[Any, Any]:
         """Session runs of at most `SESSION_BATCH` frames: ONNX Runtime's arena keeps the largest

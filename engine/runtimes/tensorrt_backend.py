@@ -21,7 +21,7 @@ from engine.cache_paths import cache_subdir
 from engine.errors import BackendUnavailableError, InputError, InternalError
 from engine.model.weights import LoadedEnsemble, file_sha256
 from engine.runtimes.base import EnsembleRuntime
-from engine.runtimes.onnx_export import INPUT_NAME, OUTPUT_NAMES
+from engine.runtimes.graph import INPUT_NAME, OUTPUT_NAMES
 from engine.xp import cupy_or_none
 
 log = logging.getLogger(__name__)
