@@ -21,7 +21,7 @@ from engine.dicom.cli_options import calibration_options
 from engine.errors import InputError
 from engine.pipeline import CalciumPipeline, FinalFrame, PipelineSettings
 from engine.progress import progress
-from engine.quantify import ClinicalFindings, QuantifySettings
+from engine.quantify import ClinicalFindings, QuantifySettings, largest_arc_deg
 from engine.report import FrameGeometry, KeyFrameKeeper, ResultCollector, result_from_probabilities, write_report
 from engine.report.result import AnalysisResult
 from engine.runtimes.cli_options import runtime_options
@@ -48,7 +48,7 @@ def _offer(keeper: KeyFrameKeeper, recent: RecentChunks, final: list[FinalFrame]
     for frame in final:
         image = recent.image(frame.index)
         if image is not None:
-            keeper.offer(frame.index, max((a.extent_deg for a in frame.arcs), default=0.0), image)
+            keeper.offer(frame.index, largest_arc_deg(frame.arcs), image)
 
 
 def _source(info: PullbackInfo) -> dict[str, Any]:

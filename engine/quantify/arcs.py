@@ -7,7 +7,8 @@ starting at 0.
 
 `run_boundaries` finds the runs of a whole (B, A) map with NumPy or CuPy array operations, so a
 GPU pipeline brings back only run boundaries; `arcs_from_runs` and `calcium_from_runs` turn those
-host boundaries into arcs and bool rows; `frame_arcs` is the per-row form.
+host boundaries into arcs and bool rows; `frame_arcs` is the per-row form. The per-frame
+statistics (`largest_arc_deg`, `max_arc_deg`, `max_arcs_deg`, `total_arc_deg`) are defined here only.
 """
 
 from __future__ import annotations
@@ -104,9 +105,19 @@ def frame_arcs(row: np.ndarray) -> list[Arc]:
     return arcs_from_runs(runs, 1, row.size)[0]
 
 
+def largest_arc_deg(arcs: list[Arc]) -> float:
+    """The extent of the largest of a frame's arcs in degrees (0 when there is none)."""
+    return max((arc.extent_deg for arc in arcs), default=0.0)
+
+
 def max_arc_deg(row: np.ndarray) -> float:
-    """The largest contiguous arc of a frame in degrees (0 when it holds no calcium)."""
-    return max((arc.extent_deg for arc in frame_arcs(row)), default=0.0)
+    """The largest contiguous arc of a frame's bool row (A,) in degrees (0 when it holds no calcium)."""
+    return largest_arc_deg(frame_arcs(row))
+
+
+def max_arcs_deg(calcium: np.ndarray) -> np.ndarray:
+    """The largest contiguous arc of each frame of a bool (frames, A) map, degrees (frames,)."""
+    return np.array([max_arc_deg(row) for row in np.asarray(calcium)], dtype=np.float64)
 
 
 def total_arc_deg(row: np.ndarray) -> float:

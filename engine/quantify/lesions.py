@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from engine.errors import InputError
-from engine.quantify.arcs import Arc, frame_arcs
+from engine.quantify.arcs import Arc, frame_arcs, largest_arc_deg
 from engine.quantify.score import CalciumScore, ClinicalFindings, ScoreSettings, arc_grade, calcium_score
 
 FULL_CIRCLE_DEG = 360.0
@@ -123,7 +123,7 @@ class LesionTracker:
         if index != self.n_frames:
             raise InputError(f"lesion tracker expected frame {self.n_frames}, got frame {index}")
         self.n_frames += 1
-        arc = max((a.extent_deg for a in (frame_arcs(row) if arcs is None else arcs)), default=0.0)
+        arc = largest_arc_deg(frame_arcs(row) if arcs is None else arcs)
         if arc > self.max_arc_deg:
             self.max_arc_deg, self.max_arc_frame = arc, index
         closed: list[Lesion] = []

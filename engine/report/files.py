@@ -10,7 +10,7 @@ import numpy as np
 
 from engine import atomic
 from engine.json_output import json_ready, write_json
-from engine.quantify import frame_arcs
+from engine.quantify import frame_arcs, largest_arc_deg, total_arc_deg
 from engine.report.result import AnalysisResult
 
 FORMAT = "ivuscal-analysis/1"
@@ -70,8 +70,8 @@ def write_frames_csv(path: Path, result: AnalysisResult) -> None:
                     i,
                     f"{result.frame_position_mm[i]:.4f}",
                     len(arcs),
-                    f"{max((a.extent_deg for a in arcs), default=0.0):.2f}",
-                    f"{sum(a.extent_deg for a in arcs):.2f}",
+                    f"{largest_arc_deg(arcs):.2f}",
+                    f"{total_arc_deg(result.calcium[i]):.2f}",
                     ";".join(f"{a.start_deg:.1f}-{a.end_deg:.1f}" for a in arcs),
                     f"{float(result.probability[i].mean()):.4f}",
                     f"{float(result.spread[i].mean()):.4f}",

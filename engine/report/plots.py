@@ -14,16 +14,11 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Wedge  # noqa: E402
 
 from engine.figures import save_figure  # noqa: E402
-from engine.quantify import Arc, max_arc_deg  # noqa: E402
+from engine.quantify import Arc, largest_arc_deg, max_arcs_deg  # noqa: E402
 from engine.report.result import AnalysisResult  # noqa: E402
 
 CALCIUM_COLOUR = "#ff8c00"
 TRUTH_COLOUR = "#00c0ff"
-
-
-def max_arcs_deg(calcium: np.ndarray) -> np.ndarray:
-    """Largest contiguous arc of each frame of a (frames, A) bool map, degrees."""
-    return np.array([max_arc_deg(row) for row in calcium])
 
 
 def _extent(result: AnalysisResult) -> list[float]:
@@ -112,7 +107,7 @@ def plot_key_frames(
         for arc in frame.truth_arcs or []:
             ax.add_patch(Wedge(centre, radius_px * 1.06, arc.start_deg, arc.start_deg + arc.extent_deg,
                                width=radius_px * 0.04, color=TRUTH_COLOUR, alpha=0.9))
-        arc_max = max((a.extent_deg for a in frame.arcs), default=0.0)
+        arc_max = largest_arc_deg(frame.arcs)
         ax.set_title(f"frame {frame.index} ({frame.position_mm:.1f} mm): {arc_max:.0f} deg", fontsize=9)
         ax.set_axis_off()
     for ax in axes[0][len(frames):]:
