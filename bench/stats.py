@@ -6,20 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99_9", 99.9))
+from engine.percentiles import percentile_summary
 
 
-def latency_summary(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
+def latency_summary(seconds: Sequence[float] | np.ndarray) -> dict[str, float | int]:
     """p50, p90, p99, p99.9, max, mean (ms) and the sample count of latencies given in seconds."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
     if ms.size == 0:
         raise ValueError("no latency samples to summarise")
-    values = np.percentile(ms, [q for _, q in PERCENTILES])
-    summary = {name: float(v) for (name, _), v in zip(PERCENTILES, values, strict=True)}
-    summary["max"] = float(ms.max())
-    summary["mean"] = float(ms.mean())
-    summary["n"] = int(ms.size)
-    return summary
+    return percentile_summary(ms)
 
 
 def rate(count: int, seconds: float) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from bench.stats import PERCENTILES
+from engine.percentiles import PERCENTILES
 
 MACHINE_KEYS = ("date_utc", "cpu", "logical_cores", "ram_gib", "versions", "load_average_start", "load_average_end")
 SCENARIO_KEYS = ("name", "title", "skipped", "settings", "summary", "rows", "notes", "plots")

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.percentiles import PERCENTILES, percentile_summary
+
 
 def engine_latency_ms(events: list[dict[str, Any]]) -> np.ndarray:
     """Received-to-published milliseconds of every `result` event, in order."""
@@ -26,8 +28,5 @@ def stage_ms(events: list[dict[str, Any]], since: str, until: str) -> np.ndarray
 
 
 def summarize_ms(values: np.ndarray) -> dict[str, float | int]:
-    """Count, p50, p90, p99 and max of millisecond values (NaN when there are none)."""
-    if values.size == 0:
-        return {"n": 0, "p50_ms": float("nan"), "p90_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"n": int(values.size), "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(values.max())}
+    """Count, p50, p90, p99, max and mean of millisecond values, keys ending in `_ms` (NaN when none)."""
+    return percentile_summary(values, PERCENTILES[:3], suffix="_ms")
