@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
-import os
 import platform
-import subprocess
-from pathlib import Path
 
 import psutil
 
+from engine.machine import cpu_model, git_commit, load_average, package_versions
 from engine.xp import cupy_or_none
 
+__all__ = ["PACKAGES", "gpu_name", "git_commit", "load_average", "machine_info"]
+
 PACKAGES = ("numpy", "scipy", "torch", "onnxruntime", "pyzmq", "cupy-cuda12x", "tensorrt")
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, or platform's guess elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that decide speed (absent ones are left out)."""
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def gpu_name() -> str | None:
@@ -46,27 +23,6 @@ def gpu_name() -> str | None:
     props = cp.cuda.runtime.getDeviceProperties(0)
     name = props["name"]
     return name.decode() if isinstance(name, bytes) else str(name)
-
-
-def git_commit() -> str | None:
-    """The commit of the working tree the benchmark ran from, when it is a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def load_average() -> list[float]:
-    """The 1, 5 and 15 minute load averages (other users of the CPU make timings noisy)."""
-    return [round(v, 2) for v in os.getloadavg()]
 
 
 def machine_info() -> dict:
@@ -81,7 +37,7 @@ def machine_info() -> dict:
         "ram_gib": round(memory.total / 2**30, 1),
         "gpu": gpu_name(),
         "torch_threads": _torch_threads(),
-        "versions": package_versions(),
+        "versions": package_versions(PACKAGES),
         "load_average_start": load_average(),
         "git_commit": git_commit(),
     }

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
+from engine.machine import cpu_model, git_commit
 from engine.model.network import count_parameters, flops_per_frame
 from engine.model.weights import LoadedEnsemble, save_ensemble
 from training.cache import PolarCache
@@ -32,7 +32,6 @@ from training.trainer import train_member
 from training.transforms import default_augmentation
 
 log = logging.getLogger("training")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_training(
@@ -103,7 +102,7 @@ def run_training(
             "total": round(time.monotonic() - started, 1),
         },
         "machine": machine_info(),
-        "git_commit": git_commit(),
+        "git_commit": git_commit(dirty_paths=("training", "engine/model")) or "unknown",
         "command": command,
     }
     return save_ensemble(out, members, spec, card)
@@ -126,30 +125,10 @@ def _cohort_summary(cache: PolarCache, seed: int) -> dict:
 
 def machine_info() -> dict:
     """CPU model, core count, torch version and threads: what the timings were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
-
-
-def git_commit() -> str:
-    """HEAD of the repository this code runs from, with "+dirty" when training files differ from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "training", "engine/model"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
