@@ -82,7 +82,7 @@ def command(ctx: click.Context, options: dict) -> None:
 @click.option("--recompute-seconds", type=click.FloatRange(min=0.0), default=4.0, show_default=True, help="Time budget of the recomputation per window.")
 def filter_command(options: dict, frames: int, xp_name: str, windows: tuple[tuple[int, int], ...], recompute_seconds: float) -> None:
     """Filter alone: ring buffer against per-frame recomputation, across window sizes."""
-    from bench import filter_speed  # noqa: PLC0415
+    from bench import filter_speed
 
     result = with_load(filter_speed.run, frames=frames, windows=windows or filter_speed.WINDOWS, xp_name=xp_name, recompute_seconds=recompute_seconds)
     finish([result], options)
@@ -105,8 +105,8 @@ def pullback_option(func):
 
 def _setup(options: dict, backend: str | None, device: str | None = None, threads: int | None = None):
     """(bench model, our runtime or None) for the options."""
-    from bench.model import bench_model  # noqa: PLC0415
-    from engine.runtimes import create_runtime  # noqa: PLC0415
+    from bench.model import bench_model
+    from engine.runtimes import create_runtime
 
     model = bench_model(options["cache_dir"], options["weights"])
     runtime = create_runtime(backend, model=model.ensemble, device=device, threads=threads) if backend else None
@@ -114,7 +114,7 @@ def _setup(options: dict, backend: str | None, device: str | None = None, thread
 
 
 def _pullback(options: dict, given: Path | None, frames: int, image_size: int) -> Path:
-    from bench.pullback import cached_pullback  # noqa: PLC0415
+    from bench.pullback import cached_pullback
 
     return given or cached_pullback(options["cache_dir"], frames, image_size, quiet=options["quiet"])
 
@@ -136,7 +136,7 @@ def _offline(
     options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None,
     frames: int, baseline_frames: int, image_size: int, chunk_frames: int,
 ) -> ScenarioResult:
-    from bench import offline  # noqa: PLC0415
+    from bench import offline
 
     path = _pullback(options, pullback, frames, image_size)
     model, runtime = _setup(options, backend, device, threads)
@@ -157,7 +157,7 @@ def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[in
 def _runtimes(
     options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None = None
 ) -> ScenarioResult:
-    from bench import runtime_compare  # noqa: PLC0415
+    from bench import runtime_compare
 
     model, _ = _setup(options, None)
     pairs = tuple((name, device or None) for name, _, device in (b.partition(":") for b in backends)) or None
@@ -174,7 +174,7 @@ def _runtimes(
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
 def soak_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, pullback_frames: int, batch: int, image_size: int) -> None:
     """Soak: frames at the maximum rate through the engine; memory over time must stay flat."""
-    from bench import soak  # noqa: PLC0415
+    from bench import soak
 
     path = _pullback(options, pullback, 256, image_size)
     model, runtime = _setup(options, backend, device, threads)
@@ -201,8 +201,8 @@ def _stream(
     options: dict, backend: str, threads: int | None, pullback: Path | None,
     frames: int, rates: tuple[str, ...], max_batch: int, image_size: int,
 ) -> ScenarioResult:
-    from bench import end_to_end  # noqa: PLC0415
-    from tools.replay import parse_fps  # noqa: PLC0415
+    from bench import end_to_end
+    from tools.replay import parse_fps
 
     parsed = tuple(parse_fps(r) for r in rates) or end_to_end.RATES
     if any(r == 0.0 for r in parsed):
@@ -222,8 +222,8 @@ def _stream(
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
 def all_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, stream_frames: int, image_size: int) -> None:
     """Every scenario with its defaults (the soak excepted: run `ivuscal bench soak`)."""
-    from bench import filter_speed  # noqa: PLC0415
-    from bench.headline import headline  # noqa: PLC0415
+    from bench import filter_speed
+    from bench.headline import headline
 
     results = [
         with_load(_stream, options, backend, threads, pullback, stream_frames, (), 8, image_size),

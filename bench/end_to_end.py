@@ -195,7 +195,7 @@ def run(
     The first `warmup_frames` results of the first run (the engine process's first inferences)
     are left out of its latency figures; every other run counts every result.
     """
-    from engine.dicom import open_pullback  # noqa: PLC0415
+    from engine.dicom import open_pullback
 
     with open_pullback(path) as pull:
         n_frames, image = pull.info.n_frames, f"{pull.info.rows}x{pull.info.cols}"

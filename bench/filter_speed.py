@@ -29,13 +29,13 @@ WINDOWS: tuple[tuple[int, int], ...] = ((3, 11), (7, 31), (13, 61), (25, 121))
 def namespaces(xp_name: str) -> tuple[ModuleType, ModuleType, callable] | None:
     """(xp, ndimage, synchronize) for "numpy" or "cupy"; None when CuPy or a GPU is missing."""
     if xp_name == "numpy":
-        import scipy.ndimage  # noqa: PLC0415
+        import scipy.ndimage
 
         return np, scipy.ndimage, lambda: None
     cp = cupy_or_none()
     if cp is None:
         return None
-    import cupyx.scipy.ndimage  # noqa: PLC0415
+    import cupyx.scipy.ndimage
 
     return cp, cupyx.scipy.ndimage, cp.cuda.Stream.null.synchronize
 

@@ -44,8 +44,8 @@ BAND = 2e-2
 
 
 def environment() -> dict:
-    import onnxruntime as ort  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import onnxruntime as ort
+    import torch
 
     info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
                             "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
@@ -55,7 +55,7 @@ def environment() -> dict:
     cp = cupy_or_none()
     info["cupy"] = getattr(cp, "__version__", None)
     try:
-        import tensorrt  # noqa: PLC0415
+        import tensorrt
 
         info["tensorrt"] = tensorrt.__version__
     except ImportError:
@@ -106,16 +106,16 @@ def cuda_runtimes(ensemble: LoadedEnsemble) -> tuple[dict[str, EnsembleRuntime],
         try:
             runtimes[key] = create_runtime(backend, ensemble, device="cuda", precision=precision)
             report[key] = {"created_s": round(time.perf_counter() - started, 1), **runtimes[key].describe()}
-        except Exception as error:  # noqa: BLE001 - recorded, the other backends still run
+        except Exception as error:  # recorded, the other backends still run
             report[key] = {"error": f"{type(error).__name__}: {error}"}
     return runtimes, report
 
 
 def filter_parity(cp: Any) -> dict:
     """CuPy streaming filter vs NumPy on a smooth random probability map (final and provisional rows)."""
-    from scipy.ndimage import gaussian_filter  # noqa: PLC0415
+    from scipy.ndimage import gaussian_filter
 
-    from engine.filter import StreamingCalciumFilter  # noqa: PLC0415
+    from engine.filter import StreamingCalciumFilter
 
     rng = np.random.default_rng(5)
     prob = gaussian_filter(rng.random((400, 360)), sigma=(4, 12), mode="wrap")
@@ -141,7 +141,7 @@ def filter_parity(cp: Any) -> dict:
 
 def pipeline_parity(cpu: EnsembleRuntime, gpu: EnsembleRuntime, n_frames: int = 48) -> dict:
     """The composed pipeline on the device vs on the CPU, same uint8 Cartesian frames."""
-    from engine.pipeline import CalciumPipeline  # noqa: PLC0415
+    from engine.pipeline import CalciumPipeline
 
     rng = np.random.default_rng(9)
     images = rng.integers(0, 256, size=(n_frames, 500, 500), dtype=np.uint8)
@@ -199,7 +199,7 @@ def _section(report: dict, name: str, out: Path, work: Callable[[], Any]) -> Any
     started = time.perf_counter()
     try:
         report[name] = work()
-    except Exception as error:  # noqa: BLE001 - a failed section is a result, the rest still runs
+    except Exception as error:  # a failed section is a result, the rest still runs
         report[name] = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-2000:]}
     click.echo(f"[{time.perf_counter() - started:6.1f} s] {name}: {json.dumps(report[name])[:300]}")
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -44,6 +44,6 @@ def machine_info() -> dict:
 
 
 def _torch_threads() -> int:
-    import torch  # noqa: PLC0415 - heavy; only when describing the machine
+    import torch  # heavy; only when describing the machine
 
     return torch.get_num_threads()

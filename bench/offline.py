@@ -157,7 +157,7 @@ def baseline_pass(
 
 def naive_threads() -> int:
     """PyTorch's intra-op threads, which the eager baseline ran with."""
-    import torch  # noqa: PLC0415
+    import torch
 
     return torch.get_num_threads()
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # the backend must be chosen first
+import numpy as np
 
-from engine.figures import save_figure  # noqa: E402
+from engine.figures import save_figure
 
 
 def plot_latency_cdf(series_s: dict[str, np.ndarray], path: Path, title: str) -> Path:

@@ -25,7 +25,7 @@ def cached_pullback(cache_dir: Path, frames: int, image_size: int = 512, seed: i
     path = pullback_path(cache_dir, frames, image_size, seed)
     if path.is_file():
         return path
-    from tools.simulator import PullbackConfig, iter_pullback, write_pullback  # noqa: PLC0415 - only to generate
+    from tools.simulator import PullbackConfig, iter_pullback, write_pullback  # only to generate
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial")

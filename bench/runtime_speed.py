@@ -54,7 +54,7 @@ def measure(runtime: OnnxRuntimeEnsemble, batch: int, seconds: float) -> dict:
 
 def profile(onnx_path: Path, threads: int, batch: int, runs: int = 20) -> dict:
     """ONNX Runtime's own profile: kernel time by operator type and by convolution input shape."""
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

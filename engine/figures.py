@@ -10,7 +10,7 @@ from engine.atomic import atomic_path
 
 def save_figure(fig: Any, path: Path | str) -> None:
     """Tight layout, write `fig` to `path` atomically and free it."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415 - callers chose the backend already
+    import matplotlib.pyplot as plt  # callers chose the backend already
 
     fig.tight_layout()
     with atomic_path(path) as partial:

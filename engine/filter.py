@@ -158,7 +158,7 @@ def filter_map(prob_map: Any, window_frames: int = 13, window_alines: int = 61, 
     if getattr(prob_map, "ndim", None) != 2:
         raise InputError(f"probability map must be 2-D (frames, A-lines), got shape {getattr(prob_map, 'shape', None)}")
     if xp is None:
-        from engine.xp import namespace_of  # noqa: PLC0415
+        from engine.xp import namespace_of
 
         xp = namespace_of(prob_map)
     prob_map = xp.asarray(prob_map)

@@ -14,7 +14,7 @@ import numpy as np
 def cupy_or_none() -> ModuleType | None:
     """The `cupy` module when it is installed and a CUDA device is usable, else None."""
     try:
-        import cupy  # noqa: PLC0415 - optional GPU dependency
+        import cupy  # optional GPU dependency
 
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return None
@@ -27,7 +27,7 @@ def namespace_of(array: Any) -> ModuleType:
     """The array namespace (numpy or cupy) that owns `array`."""
     module = type(array).__module__
     if module.startswith("cupy"):
-        import cupy  # noqa: PLC0415
+        import cupy
 
         return cupy
     return np
@@ -40,7 +40,7 @@ def get_namespace(name: str) -> ModuleType:
     if name == "cupy":
         cp = cupy_or_none()
         if cp is None:
-            from engine.errors import BackendUnavailableError  # noqa: PLC0415
+            from engine.errors import BackendUnavailableError
 
             raise BackendUnavailableError("CuPy with a CUDA GPU is required for the 'cupy' array namespace")
         return cp

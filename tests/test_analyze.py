@@ -17,8 +17,8 @@ from engine.model.network import CalciumNet, NetConfig
 from engine.model.spec import InputSpec
 from engine.model.weights import save_ensemble
 from engine.streaming.journal import JournalWriter
-from tools.simulator import PullbackTruth, write_truth
 from tests.dicom_factory import PATIENT_ID, PATIENT_NAME, write_pullback
+from tools.simulator import PullbackTruth, write_truth
 
 SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.1)
 N_FRAMES = 30

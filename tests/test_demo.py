@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+from test_streaming_fixtures import make_ensemble, make_frames
 
 from engine.cli import main
-from test_streaming_fixtures import make_ensemble, make_frames
 
 
 def test_demo_streams_a_generated_pullback_and_writes_the_report(tmp_path: Path, capsys) -> None:

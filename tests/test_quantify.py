@@ -206,6 +206,6 @@ def test_lesions_are_ordered_disjoint_cover_calcium_and_respect_the_merge_gap(
         for i in range(lesion.start_frame, lesion.end_frame + 1):
             gap = 0 if calcium[i].any() else gap + 1
             assert gap * spacing < merge_gap_mm - 1e-9 or gap == 0
-    for before, after in zip(lesions, lesions[1:]):
+    for before, after in zip(lesions, lesions[1:], strict=False):
         assert (after.start_frame - before.end_frame - 1) * spacing >= merge_gap_mm - 1e-9
     np.testing.assert_array_equal(covered[calcium.any(axis=1)], True)

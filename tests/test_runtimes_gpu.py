@@ -8,7 +8,6 @@ than 2e-2 from 0.5.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from tools.simulator import LesionSpec, PullbackConfig, PullbackTruth, load_truth, write_truth
-from tools.simulator import circular
+from tools.simulator import LesionSpec, PullbackConfig, PullbackTruth, circular, load_truth, write_truth
 from tools.simulator.labelling import build_truth, display_angle_map
 from tools.simulator.lesions import CONFOUNDER_KINDS
 from tools.simulator.scene import Scene

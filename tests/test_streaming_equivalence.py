@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_streaming_fixtures import CALIB, SETTINGS, SHAPE, SPEC, loopback, make_ensemble, make_frames, start
 
 from engine.commands.analyze import analyze_journal
 from engine.filter import filter_map
@@ -15,7 +16,6 @@ from engine.quantify import frame_arcs
 from engine.runtimes import create_runtime
 from engine.streaming import protocol as p
 from engine.streaming.journal import read_journal
-from test_streaming_fixtures import CALIB, SETTINGS, SHAPE, SPEC, loopback, make_ensemble, make_frames, start
 from tools.replay import send_pullback
 
 N_FRAMES = 90

@@ -68,7 +68,7 @@ def start(stream: str = "s1", pullback: str = "pb1", n_frames: int | None = None
 
 
 def test_test_ensemble_votes_on_both_sides(tmp_path: Path) -> None:
-    from engine.runtimes import create_runtime  # noqa: PLC0415
+    from engine.runtimes import create_runtime
 
     frames = make_frames(24)
     runtime = create_runtime("torch", model=make_ensemble(tmp_path / "e.safetensors", frames), threads=1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import msgpack
 from click.testing import CliRunner
-
 from test_streaming_fixtures import loopback, make_ensemble, make_frames, start
+
 from tools.listen import arc_bar, command, format_event
 from tools.replay import send_pullback
 

@@ -14,11 +14,11 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from test_streaming_fixtures import CALIB, loopback, make_ensemble, make_frames, start
 
 from engine.streaming import protocol as p
 from engine.streaming.journal import read_journal
 from engine.streaming.subscriber import subscribe
-from test_streaming_fixtures import CALIB, make_ensemble, make_frames, loopback, start
 from tools.replay import send_pullback
 
 FRAMES = make_frames(30, seed=3)

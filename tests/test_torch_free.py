@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from test_streaming_fixtures import CALIB, make_frames, start
 
 from engine.cli import main
 from engine.streaming import protocol as p
 from engine.streaming.subscriber import subscribe
 from tests.dicom_factory import ivus_frames, write_pullback
-from test_streaming_fixtures import CALIB, make_frames, start
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCKED = ("torch", "onnx", "onnxscript")

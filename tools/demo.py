@@ -35,7 +35,7 @@ STREAM = "demo"
 
 def demo_pullback(n_frames: int, seed: int, image_size: int, directory: Path, quiet: bool) -> Path:
     """The simulated pullback as DICOM (with truth beside it), generated once per settings."""
-    from tools.simulator import PullbackConfig, iter_pullback, write_pullback  # noqa: PLC0415
+    from tools.simulator import PullbackConfig, iter_pullback, write_pullback
 
     config = PullbackConfig(n_frames=n_frames, image_size=image_size, fps=30.0)
     key = hashlib.sha256(json.dumps({"config": config.to_dict(), "seed": seed}, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -74,8 +74,8 @@ def live_view(quiet: bool) -> Any:
 
 def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSettings, live: dict[str, Any]) -> dict[str, Any]:
     """The offline report from the journal (same results as live), with the simulator's truth, plus live.json."""
-    from engine.commands.analyze import analyze_journal  # noqa: PLC0415
-    from engine.report import write_report  # noqa: PLC0415
+    from engine.commands.analyze import analyze_journal
+    from engine.report import write_report
     result = analyze_journal(journal, settings)
     labels = np.asarray(read_truth(pullback).labels(result.n_alines), dtype=bool)
     summary = write_report(out, result, labels if labels.shape == result.calcium.shape else None)

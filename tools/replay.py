@@ -97,7 +97,7 @@ def replay_file(
     context: zmq.Context | None = None,
 ) -> int:
     """Replay a DICOM pullback to `address` (fps 0: the file's rate; None: as fast as possible)."""
-    from engine.dicom import open_pullback  # noqa: PLC0415 - pydicom only when replaying
+    from engine.dicom import open_pullback  # pydicom only when replaying
 
     stop = stop or threading.Event()
     context = context or zmq.Context.instance()

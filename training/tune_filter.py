@@ -136,10 +136,10 @@ def write_markdown(path: Path, cells: list[GridCell], n_cases: int) -> None:
 
 def plot_heatmaps(path: Path, cells: list[GridCell], alines: list[int], frames: list[int]) -> None:
     """One heat map per criterion: A-lines down, frames across."""
-    import matplotlib  # noqa: PLC0415 - plotting only here
+    import matplotlib  # plotting only here
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     by_key = {(c.window_alines, c.window_frames): c for c in cells}
     criteria = [("score_agreement", "calcium-score agreement"), ("dice_pooled", "Dice (pooled)")]

@@ -95,7 +95,7 @@ def analyze_journal(path: Path, settings: PipelineSettings, *, windows_from_jour
     `source.filled_frames`. With `windows_from_journal`, the filter windows are those the engine
     used live (so the rebuild reproduces the live results).
     """
-    from engine.streaming.journal import read_journal  # noqa: PLC0415 - only this mode needs it
+    from engine.streaming.journal import read_journal  # only this mode needs it
 
     journal = read_journal(path)
     if len(journal.frame_index) == 0:
@@ -201,7 +201,7 @@ def command(
     else:
         if not pullback.is_file():
             raise InputError("file not found", source=str(pullback))
-        from engine.runtimes import create_runtime  # noqa: PLC0415 - heavy: only when inferring
+        from engine.runtimes import create_runtime  # heavy: only when inferring
 
         runtime = create_runtime(backend, model, device=device, threads=threads)
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)

@@ -63,9 +63,9 @@ class LoadedEnsemble:
         return self._models
 
     def _member(self, i: int) -> CalciumNet:
-        import torch  # noqa: PLC0415 - see the class docstring
+        import torch  # see the class docstring
 
-        from engine.model.network import CalciumNet  # noqa: PLC0415
+        from engine.model.network import CalciumNet
 
         prefix = f"member{i}."
         state = {
@@ -95,7 +95,7 @@ def file_sha256(path: Path) -> str:
 
 def save_ensemble(path: Path, models: list[CalciumNet], spec: InputSpec, card: dict | None = None) -> LoadedEnsemble:
     """Write the members to `path` (safetensors) and the card beside it, each atomically; returns what was saved."""
-    from safetensors.torch import save  # noqa: PLC0415 - saving needs torch tensors
+    from safetensors.torch import save  # saving needs torch tensors
 
     if not models:
         raise ValueError("an ensemble needs at least one model")
@@ -200,7 +200,7 @@ def ensemble_probabilities(models: list[CalciumNet], polar: torch.Tensor) -> tup
 
     `polar` is (B, D, A) in [0, 1]; returns two (B, A) tensors. Every runtime must match this.
     """
-    import torch  # noqa: PLC0415 - the reference is a torch computation
+    import torch  # the reference is a torch computation
 
     with torch.no_grad():
         x = polar.unsqueeze(1)

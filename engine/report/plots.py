@@ -8,14 +8,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.patches import Wedge  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Wedge
 
-from engine.figures import save_figure  # noqa: E402
-from engine.quantify import Arc, largest_arc_deg, max_arcs_deg  # noqa: E402
-from engine.report.result import AnalysisResult  # noqa: E402
+from engine.figures import save_figure
+from engine.quantify import Arc, largest_arc_deg, max_arcs_deg
+from engine.report.result import AnalysisResult
 
 CALCIUM_COLOUR = "#ff8c00"
 TRUTH_COLOUR = "#00c0ff"

@@ -28,7 +28,7 @@ def auto_backend(device: str | None = None) -> str:
     if device == "cpu" or cupy_or_none() is None:
         return "onnxruntime"
     try:
-        import tensorrt  # noqa: F401, PLC0415 - optional GPU dependency
+        import tensorrt  # noqa: F401 - optional GPU dependency: importable or not
     except ImportError:
         return "onnxruntime"
     return "tensorrt"
@@ -48,14 +48,14 @@ def create_runtime(
     when None). Raises InputError for an unknown backend or option, BackendUnavailableError when
     the backend's packages or device are missing.
     """
-    from engine.model.weights import LoadedEnsemble, load_ensemble  # noqa: PLC0415
+    from engine.model.weights import LoadedEnsemble, load_ensemble
 
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r} (expected one of {', '.join(BACKENDS)})")
     if backend == "auto":
         backend = auto_backend(device)
     if backend == "tensorrt":
-        from engine.runtimes.tensorrt_backend import import_tensorrt, require_cupy  # noqa: PLC0415
+        from engine.runtimes.tensorrt_backend import import_tensorrt, require_cupy
 
         import_tensorrt()
         require_cupy(backend)
@@ -64,7 +64,7 @@ def create_runtime(
         return _onnxruntime(ensemble, device, threads, precision)
     if backend == "torch":
         try:
-            from engine.runtimes.torch_backend import TorchEnsemble  # noqa: PLC0415
+            from engine.runtimes.torch_backend import TorchEnsemble
         except ModuleNotFoundError as error:
             raise BackendUnavailableError(
                 f"backend 'torch' needs PyTorch ({error.name} is missing): pip install 'ivuscal[train]'"
@@ -74,8 +74,8 @@ def create_runtime(
 
 
 def _onnxruntime(ensemble: LoadedEnsemble, device: str | None, threads: int | None, precision: str | None) -> EnsembleRuntime:
-    from engine.runtimes.cache import onnx_for  # noqa: PLC0415
-    from engine.runtimes.ort_backend import OnnxRuntimeEnsemble  # noqa: PLC0415
+    from engine.runtimes.cache import onnx_for
+    from engine.runtimes.ort_backend import OnnxRuntimeEnsemble
 
     if device not in (None, "cpu"):
         raise BackendUnavailableError(
@@ -87,8 +87,8 @@ def _onnxruntime(ensemble: LoadedEnsemble, device: str | None, threads: int | No
 
 
 def _tensorrt(ensemble: LoadedEnsemble, device: str | None, precision: str | None) -> EnsembleRuntime:
-    from engine.runtimes.cache import onnx_for  # noqa: PLC0415
-    from engine.runtimes.tensorrt_backend import TensorRTEnsemble  # noqa: PLC0415
+    from engine.runtimes.cache import onnx_for
+    from engine.runtimes.tensorrt_backend import TensorRTEnsemble
 
     precision = precision or "fp16"
     if precision not in ("fp16", "fp32"):

@@ -32,7 +32,7 @@ def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32") -> Path:
     if path.is_file() and _made_from(path, ensemble):
         return path
     try:
-        from engine.runtimes.onnx_export import export_onnx  # noqa: PLC0415 - torch, onnx, onnxscript
+        from engine.runtimes.onnx_export import export_onnx  # torch, onnx, onnxscript
     except ImportError as error:
         raise BackendUnavailableError(
             f"no current ONNX graph ships with {ensemble.path or 'this model'} and exporting one needs the "

@@ -62,7 +62,7 @@ def graph_metadata(path: Path | str) -> dict[str, str]:
 
     InputError naming the file when ONNX Runtime cannot load it.
     """
-    import onnxruntime as ort  # noqa: PLC0415 - the runtime dependency; imported when used
+    import onnxruntime as ort  # the runtime dependency; imported when used
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

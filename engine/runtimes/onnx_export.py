@@ -113,7 +113,7 @@ def _annotate(model: onnx.ModelProto, ensemble: LoadedEnsemble, precision: str) 
 
 def _check_parity(ensemble: LoadedEnsemble, path: Path) -> float:
     """Largest |probability - reference| of the graph at `path` on a fixed batch; raises over tolerance."""
-    import onnxruntime as ort  # noqa: PLC0415 - only needed at export time
+    import onnxruntime as ort  # only needed at export time
 
     polar = torch.rand(3, ensemble.spec.n_depth, ensemble.spec.n_alines, generator=torch.Generator().manual_seed(1))
     ref_prob, ref_spread = ensemble_probabilities(ensemble.models, polar)

@@ -24,14 +24,13 @@ from engine.model.weights import LoadedEnsemble
 from engine.runtimes.base import EnsembleRuntime
 from engine.runtimes.graph import INPUT_NAME, OUTPUT_NAMES
 
-
 SESSION_BATCH = 8  # frames per session run; throughput is flat from batch 1 to 16 (docs/runtimes.md)
 
 
 def physical_cores() -> int:
     """Physical cores this process may run on (logical CPUs allowed by affinity, capped by cores)."""
     try:
-        import psutil  # noqa: PLC0415
+        import psutil
 
         physical = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     except ImportError:
@@ -47,7 +46,7 @@ class OnnxRuntimeEnsemble(EnsembleRuntime):
 
     def __init__(self, ensemble: LoadedEnsemble, onnx_path: Path, threads: int | None = None, spin: bool = False) -> None:
         try:
-            import onnxruntime as ort  # noqa: PLC0415
+            import onnxruntime as ort
         except ImportError as error:
             raise BackendUnavailableError("backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime") from error
         super().__init__(ensemble, np)

@@ -32,7 +32,7 @@ WORKSPACE_BYTES = 1 << 30
 def import_tensorrt() -> Any:
     """The tensorrt module, or a BackendUnavailableError that says how to install it."""
     try:
-        import tensorrt  # noqa: PLC0415 - optional GPU dependency
+        import tensorrt  # optional GPU dependency
     except ImportError as error:
         raise BackendUnavailableError("backend 'tensorrt' needs the tensorrt package: pip install 'ivuscal[gpu]'") from error
     return tensorrt

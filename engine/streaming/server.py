@@ -318,7 +318,7 @@ def create_server(
     threads: int | None = None,
 ) -> StreamingServer:
     """The engine on one shared runtime (one ensemble), one pipeline per stream."""
-    from engine.runtimes import create_runtime  # noqa: PLC0415 - loads torch; keep `import` light
+    from engine.runtimes import create_runtime  # loads torch; keep `import` light
 
     runtime = create_runtime(backend=backend, model=model, threads=threads)
     settings = settings or PipelineSettings()

@@ -23,7 +23,6 @@ from engine.quantify import total_arc_deg
 from engine.streaming import protocol as p
 from engine.streaming.journal import JournalWriter, journal_path
 
-
 PipelineFactory = Callable[[], CalciumPipeline]
 Event = tuple[str, dict[str, Any]]
 

@@ -62,10 +62,10 @@ def panel(config: PullbackConfig, seed: int, kind: str | None = None):
 
 
 def _save_grid(path: Path, panels: list[tuple[str, np.ndarray]], columns: int, scale: float = 2.2) -> None:
-    import matplotlib  # noqa: PLC0415 - only the figure script needs it
+    import matplotlib  # only the figure script needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     rows = int(np.ceil(len(panels) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(scale * columns, scale * rows + 0.3))
@@ -81,7 +81,7 @@ def _save_grid(path: Path, panels: list[tuple[str, np.ndarray]], columns: int, s
 
 def _save_small(fig, path: Path) -> None:
     """PNG with a 96-colour palette: keeps each documentation figure well under 300 KB."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=90, format="png")
@@ -141,10 +141,10 @@ def render_all(out: Path) -> list[Path]:
 
 def _longitudinal(path: Path) -> None:
     """A longitudinal cut (the 90/270 degree diameter over frames) with the calcium map below."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     config = PullbackConfig(n_frames=900, image_size=256, calcium_fraction=0.45, annotations=False,
                             **{**NONE, "guidewire": True, "side_branches": True, "stent": True})

@@ -47,7 +47,7 @@ def stage_breakdown(config: PullbackConfig, seed: int = 0, n: int = 128) -> dict
     polars = []
     t = time.process_time()
     for i in range(len(idx)):
-        polars.append(renderer._render_one(rays, i, int(idx[i])))  # noqa: SLF001 - measuring the stage itself
+        polars.append(renderer._render_one(rays, i, int(idx[i])))  # measuring the stage itself
     t_render = time.process_time() - t
     frames = np.empty((len(idx), config.image_size, config.image_size), np.uint8)
     t = time.process_time()
