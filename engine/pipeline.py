@@ -43,12 +43,19 @@ class Runtime(Protocol):
 
 
 class CalibrationLike(Protocol):
-    """Geometry and timing of a pullback (engine.dicom or the streaming start message)."""
+    """Geometry and timing of a pullback (engine.dicom or the streaming start message), read-only."""
 
-    pixel_spacing_mm: tuple[float, float]
-    center_rc: tuple[float, float]
-    frame_time_s: float
-    pullback_rate_mm_s: float
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float]: ...
+
+    @property
+    def center_rc(self) -> tuple[float, float]: ...
+
+    @property
+    def frame_time_s(self) -> float: ...
+
+    @property
+    def pullback_rate_mm_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -243,6 +250,8 @@ class CalciumPipeline:
 
     def _polar(self, frames: Any) -> Any:
         """Cartesian uint8 frames through the sampler, or polar frames checked against the spec."""
+        if self.runtime is None:
+            raise RuntimeError("a pipeline without a runtime has no polar input")
         spec = self.runtime.spec
         shape = tuple(getattr(frames, "shape", ()))
         if self._sampler is not None:

@@ -89,7 +89,7 @@ def truth_paths(dicom_path: str | Path) -> tuple[Path, Path]:
 def write_truth(path: str | Path, truth: CalciumTruth) -> Path:
     """Write the truth beside a DICOM path (or to a `.truth.npz` path), atomically; returns the npz path."""
     npz_path, json_path = truth_paths(path)
-    data = {f"arc_{k}": v for k, v in _flatten(truth.arcs).items()}
+    data: dict[str, Any] = {f"arc_{k}": v for k, v in _flatten(truth.arcs).items()}
     if truth.exact_arcs is not None:
         data.update({f"exact_arc_{k}": v for k, v in _flatten(truth.exact_arcs).items()})
     with atomic.atomic_path(npz_path) as partial:
@@ -104,7 +104,8 @@ def write_truth(path: str | Path, truth: CalciumTruth) -> Path:
             pullback_rate_mm_s=np.float64(truth.pullback_rate_mm_s),
             label_noise=np.bool_(truth.label_noise),
         )
-    doc = {"lesions": [asdict(les) if is_dataclass(les) else dict(les) for les in truth.lesions],
+    doc = {"lesions": [asdict(les) if is_dataclass(les) and not isinstance(les, type) else dict(les)
+                       for les in truth.lesions],
            "confounders": truth.confounders,
            "angle_convention": "degrees clockwise as displayed from 3 o'clock (docs/conventions.md)"}
     write_json(json_path, doc, indent=1)

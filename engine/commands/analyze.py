@@ -198,14 +198,14 @@ def command(
             for name in ("window_frames", "window_alines")
         )
         result = analyze_journal(journal, settings, windows_from_journal=not explicit)
-    else:
+    elif pullback is not None:
         if not pullback.is_file():
             raise InputError("file not found", source=str(pullback))
         from engine.runtimes import create_runtime  # heavy: only when inferring
 
         runtime = create_runtime(backend, model, device=device, threads=threads)
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
-    labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data is not None else None
+    labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data and truth else None
     summary = write_report(out_dir, result, labels, key_frames, geometry)
     if not quiet:
         score = summary["score"]

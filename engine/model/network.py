@@ -86,6 +86,8 @@ class CalciumNet(nn.Module):
         self.dec1 = CircularConv1d(cd + c1, cd, kernel=5)
         self.dec0 = CircularConv1d(cd + c0, cd, kernel=5)
         self.head = nn.Conv1d(cd, 1, kernel_size=1)
+        self.input_mean: Tensor
+        self.input_std: Tensor
         self.register_buffer("input_mean", torch.tensor(0.25))
         self.register_buffer("input_std", torch.tensor(0.25))
 
@@ -124,6 +126,8 @@ class CalciumNet(nn.Module):
             target = logits > 0
             target = torch.where(target.any(dim=1, keepdim=True), target, torch.ones_like(target))
         (logits * target).sum().backward()
+        if last.grad is None:
+            raise RuntimeError("no gradient reached the last encoder level")
         weights = last.grad.mean(dim=(2, 3), keepdim=True)
         cam = F.relu((weights * last).sum(dim=1))
         cam = cam / cam.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
@@ -153,6 +157,7 @@ def flops_per_frame(model: nn.Module, spec_or_shape) -> int:
     def hook(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
         nonlocal total
         weight = module.weight
+        assert isinstance(weight, Tensor)
         per_output = weight[0].numel()  # (c_in / groups) x kernel
         total += 2 * per_output * output[0].numel()
 

@@ -169,6 +169,8 @@ class LesionTracker:
         )
 
     def _close(self) -> Lesion:
+        if self._open is None:
+            raise RuntimeError("no open lesion to close")
         lesion = self._lesion(self._open)
         self.lesions.append(lesion)
         self._open, self._gap = None, 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -30,7 +31,7 @@ def _extent(result: AnalysisResult) -> list[float]:
 def plot_longitudinal_map(path: Path, result: AnalysisResult, truth: np.ndarray | None = None) -> None:
     """Position x angle, IVUS longitudinal-view style: probability in grey, calcium overlaid, truth outlined."""
     fig, ax = plt.subplots(figsize=(11, 3.6), dpi=100)
-    image = {"aspect": "auto", "extent": _extent(result), "interpolation": "nearest"}
+    image: dict[str, Any] = {"aspect": "auto", "extent": _extent(result), "interpolation": "nearest"}
     ax.imshow(result.probability.T, cmap="gray", vmin=0, vmax=1, **image)
     overlay = np.ma.masked_where(~result.calcium.T, result.calcium.T)
     ax.imshow(overlay, cmap=ListedColormap([CALCIUM_COLOUR]), alpha=0.55, **image)

@@ -88,6 +88,8 @@ def _trace(ensemble: LoadedEnsemble, dtype: torch.dtype, opset: int) -> onnx.Mod
             )
     finally:
         exporter_log.setLevel(level)
+    if program is None:
+        raise InternalError("torch.onnx.export returned no program")
     # Constant folding and dead-node removal only (under a second): Conv+BatchNorm fusion and the
     # like are left to ONNX Runtime and TensorRT, which do them when they load the graph.
     onnxscript.optimizer.fold_constants(program.model)

@@ -30,6 +30,7 @@ def random_ensemble(path: Path | str, n_members: int = 5, seed: int = 0, spec: I
             for module in model.modules():
                 if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
                     n = module.num_features
+                    assert module.running_mean is not None and module.running_var is not None  # track_running_stats
                     module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
                     module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
                     module.weight.copy_(0.8 + 0.6 * torch.rand(n, generator=generator))
@@ -43,5 +44,6 @@ def _calibrate_head(model: CalciumNet, probe: torch.Tensor, logit_std: float) ->
     """Rescale the head so that logits on `probe` are centred on 0 with standard deviation `logit_std`."""
     logits = model(probe)
     scale = logit_std / logits.std().clamp_min(1e-6)
+    assert model.head.bias is not None
     model.head.weight.mul_(scale)
     model.head.bias.copy_((model.head.bias - logits.median()) * scale)

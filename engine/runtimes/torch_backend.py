@@ -71,7 +71,7 @@ class TorchEnsemble(EnsembleRuntime):
         self._cp = _require_cuda(self.device) if on_cuda else None
         if on_cuda:
             self.device = torch.device("cuda", self.device.index or 0)
-        super().__init__(ensemble, self._cp if on_cuda else np)
+        super().__init__(ensemble, self._cp if self._cp is not None else np)
         if threads is not None:
             torch.set_num_threads(threads)
         self.threads = torch.get_num_threads()
