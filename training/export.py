@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -39,6 +40,9 @@ def command(model: Path | None, out: Path, precision: str, opset: int, record_in
     click.echo(f"wrote {result.path} ({result.precision}, opset {result.opset}, sha256 {result.sha256[:16]}, "
                f"{result.seconds:.1f} s{parity})")
     if record_in_card:
-        card = graph.record_in_card(model or DEFAULT_WEIGHTS, result.path, result.sha256, result.precision, result.opset)
+        command = shlex.join(["ivuscal", "export", *(["--model", str(model)] if model else []), "--out", str(out),
+                              "--precision", precision, "--opset", str(opset), "--record-in-card"])
+        card = graph.record_in_card(model or DEFAULT_WEIGHTS, result.path, result.sha256, result.precision, result.opset,
+                                    command=command)
         click.echo(f"recorded in {card}")
 

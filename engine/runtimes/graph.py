@@ -73,8 +73,10 @@ def graph_metadata(path: Path | str) -> dict[str, str]:
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
-def record_in_card(weights_path: Path | str, graph: Path, sha256: str, precision: str, opset: int = OPSET) -> Path:
-    """Name `graph` in the weights' model card (`onnx: {file, sha256, opset, precision, export_version}`).
+def record_in_card(weights_path: Path | str, graph: Path, sha256: str, precision: str, opset: int = OPSET,
+                   command: str | None = None) -> Path:
+    """Name `graph` in the weights' model card (`onnx: {file, sha256, opset, precision, export_version}`,
+    and `command`, the export command that regenerates it, when given).
 
     `file` is relative to the card's folder when the graph lies beside it or below it. A card that
     does not exist yet is created with the weights' hash, so that loading still checks it.
@@ -91,5 +93,5 @@ def record_in_card(weights_path: Path | str, graph: Path, sha256: str, precision
     except ValueError:
         file = str(Path(graph).resolve())
     card["onnx"] = {"file": file, "sha256": sha256, "opset": opset, "precision": precision,
-                    "export_version": EXPORT_VERSION}
+                    "export_version": EXPORT_VERSION, **({"command": command} if command else {})}
     return write_card(weights_path, card)
