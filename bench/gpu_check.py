@@ -34,6 +34,7 @@ from typing import Any
 import click
 import numpy as np
 
+from engine.json_output import write_json
 from engine.model.weights import DEFAULT_WEIGHTS, LoadedEnsemble, load_ensemble
 from engine.runtimes import EnsembleRuntime, create_runtime
 from engine.runtimes.synthetic import random_ensemble
@@ -202,7 +203,7 @@ def _section(report: dict, name: str, out: Path, work: Callable[[], Any]) -> Any
     except Exception as error:  # a failed section is a result, the rest still runs
         report[name] = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-2000:]}
     click.echo(f"[{time.perf_counter() - started:6.1f} s] {name}: {json.dumps(report[name])[:300]}")
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     return report[name]
 
 
@@ -217,7 +218,7 @@ def main(out: Path, model: Path | None, no_tests: bool) -> None:
     cp = cupy_or_none()
     if cp is None:
         report["error"] = "no CUDA GPU with CuPy: nothing to check (pip install 'ivuscal[gpu]')"
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(out, report)
         raise SystemExit(report["error"])
     with tempfile.TemporaryDirectory() as folder:
         if model is None and not DEFAULT_WEIGHTS.is_file():
@@ -241,7 +242,7 @@ def main(out: Path, model: Path | None, no_tests: bool) -> None:
         _section(report, "speed", out, lambda: {"onnxruntime-cpu": speed(cpu, (1, 16)),
                                                 **{k: speed(rt, batches) for k, rt in runtimes.items()}})
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     click.echo(f"wrote {out}")
 
 

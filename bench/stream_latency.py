@@ -11,13 +11,13 @@ one-off measurement:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from engine.cache_paths import cache_subdir
+from engine.json_output import dumps, write_json
 from engine.streaming.latency import engine_latency_ms, stage_ms, summarize_ms
 from engine.streaming.loopback import LoopbackEngine
 from engine.streaming.server import ServerConfig, create_server
@@ -85,10 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     result = measure_stream_latency(
         args.model, args.backend, args.threads, args.frames, None if args.fps == "max" else float(args.fps), args.image_size, max_batch=args.max_batch
     )
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(dumps(result), end="")
     if args.json:
-        args.json.write_text(text + "\n")
+        write_json(args.json, result)
     return 0
 
 

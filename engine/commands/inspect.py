@@ -6,13 +6,13 @@ commands that analyse frames require a pullback.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from engine.dicom import CalibrationOverrides, PullbackInfo, open_pullback
 from engine.dicom.cli_options import calibration_options
+from engine.json_output import dumps
 
 
 def _pair(values: tuple[float, float], digits: int) -> str:
@@ -50,4 +50,4 @@ def command(file: Path, as_json: bool, overrides: CalibrationOverrides | None) -
     """Describe FILE: frames, size, rates, length, spacing, centre, encoding, vendor, defaults."""
     with open_pullback(file, overrides=overrides, require_pullback=False) as pullback:
         info = pullback.info
-    click.echo(json.dumps(info.to_dict(), indent=2) if as_json else format_info(info))
+    click.echo(dumps(info.to_dict()).rstrip("\n") if as_json else format_info(info))
