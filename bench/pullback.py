@@ -8,7 +8,6 @@ Speed does not depend on the truth, so none is written.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from engine.progress import progress
@@ -28,9 +27,7 @@ def cached_pullback(cache_dir: Path, frames: int, image_size: int = 512, seed: i
     from tools.simulator import PullbackConfig, iter_pullback, write_pullback  # only to generate
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial")
     config = PullbackConfig(n_frames=frames, image_size=image_size, fps=30.0)
     with progress(f"simulating a {frames}-frame pullback (once)", frames, quiet) as bar:
-        write_pullback(partial, iter_pullback(config, seed), with_truth=False, on_chunk=bar.advance)
-    partial.replace(path)
+        write_pullback(path, iter_pullback(config, seed), with_truth=False, on_chunk=bar.advance)  # atomic
     return path

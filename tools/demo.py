@@ -18,7 +18,6 @@ from typing import Any
 import click
 import numpy as np
 
-from engine.atomic import atomic_path, partial_path
 from engine.cache_paths import cache_subdir
 from engine.errors import InputError
 from engine.json_output import write_json
@@ -45,17 +44,7 @@ def demo_pullback(n_frames: int, seed: int, image_size: int, directory: Path, qu
     directory.mkdir(parents=True, exist_ok=True)
     if not quiet:
         click.echo(f"generating a {n_frames}-frame pullback (once; cached in {directory}) ...", err=True)
-    truth_suffixes = (".truth.npz", ".lesions.json")  # truth files follow the DICOM name
-    partial_truth = [partial_path(path).with_name(partial_path(path).stem + suffix) for suffix in truth_suffixes]
-    try:
-        with atomic_path(path) as partial:  # the DICOM goes in place last: its presence means complete
-            write_pullback(partial, iter_pullback(config, seed))
-            for suffix, written in zip(truth_suffixes, partial_truth, strict=True):
-                if written.exists():
-                    written.replace(path.with_name(path.stem + suffix))
-    finally:
-        for written in partial_truth:
-            written.unlink(missing_ok=True)
+    write_pullback(path, iter_pullback(config, seed))  # truth first, then the DICOM atomically: present means complete
     return path
 
 

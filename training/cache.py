@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_path
 from engine.errors import InputError
 from engine.json_output import write_json
 from engine.model.spec import InputSpec
@@ -93,7 +94,8 @@ class CacheWriter:
             raise ValueError(f"labels of {entry.key} must be {(entry.n_frames, self.spec.n_alines)}, got {labels.shape}")
         if isinstance(polar, np.memmap):
             polar.flush()
-        np.save(self.root / f"{entry.key}.labels.npy", labels.astype(bool))
+        with atomic_path(self.root / f"{entry.key}.labels.npy") as partial:
+            np.save(partial, labels.astype(bool))
         self.entries.append(entry)
 
     def add(self, key: str, patient: str, polar: np.ndarray, labels: np.ndarray, source: str = "") -> None:

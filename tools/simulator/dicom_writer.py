@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
+from engine.atomic import atomic_path
 from engine.errors import InputError
 from tools.simulator.pullback import PullbackStream, SimulatedPullback
 from tools.simulator.truth import write_truth
@@ -206,7 +207,9 @@ def write_pullback(path: str | Path, source: SimulatedPullback | PullbackStream,
     patient = patient or SyntheticPatient(0, source.seed)
     cfg = source.config
     ds = build_header(source, patient, series)
-    with open(path, "wb") as fh:
+    if with_truth:  # first: a DICOM file that exists is complete, truth included
+        write_truth(path, source.truth)
+    with atomic_path(path) as partial, open(partial, "wb") as fh:
         pydicom.dcmwrite(fh, ds, enforce_file_format=True)
         chunks = _chunks(source, on_chunk)
         if cfg.jpeg:
@@ -214,6 +217,4 @@ def write_pullback(path: str | Path, source: SimulatedPullback | PullbackStream,
         else:
             channels = 3 if cfg.color == "rgb" else 1
             _append_native(fh, chunks, cfg.n_frames * cfg.image_size * cfg.image_size * channels)
-    if with_truth:
-        write_truth(path, source.truth)
     return path
