@@ -127,7 +127,7 @@ def test_sequence_gap_is_announced_and_filled(model: Path, tmp_path: Path) -> No
     assert any(g.get("frames") == [10, 11, 12] for g in gaps)
     assert [r["frame"] for r in kinds(events, "result")] == kept
     summary = kinds(events, "summary")[0]
-    assert summary["n_frames"] == 24 and summary["filled_frames"] == [10, 11, 12]
+    assert summary["n_frames"] == 24 and summary["filled_frames"] == [[10, 12]] and summary["filled"] == 3 and not summary["complete"]
     journal = read_journal(Path(kinds(events, "started")[0]["journal"]))
     assert journal.filled == [10, 11, 12] and list(journal.frame_index) == list(range(24)) and journal.complete
     np.testing.assert_array_equal(journal.probability[10:13], np.tile(journal.probability[9], (3, 1)))
@@ -159,7 +159,7 @@ def test_overflow_gives_a_drop_notice_for_every_frame_not_processed(model: Path,
 
 
 def test_oversized_message_is_refused_and_the_engine_stays_up(model: Path, tmp_path: Path) -> None:
-    with loopback(model, tmp_path, max_message_bytes=4096) as engine:
+    with loopback(model, tmp_path, max_frame_bytes=4096) as engine:
         big = engine.sender()
         big.send_multipart([b"frame", b"\x80", bytes(100_000)])  # over ZMQ_MAXMSGSIZE: dropped by ZeroMQ
         send_pullback(engine.sender(), [(0, FRAMES[:4])], start(n_frames=4), fps=None)

@@ -122,7 +122,7 @@ def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int
         "frames": ended["n_frames"],
         "results": sum(e["kind"] == "result" for e in events),
         "dropped": sum(e["kind"] == "drop" for e in events),
-        "filled": ended.get("filled_frames", []),
+        "filled": ended.get("filled", 0),
         "fps": fps,
         "engine_latency": latency,
         "backend": heartbeat["backend"],
