@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -168,42 +170,74 @@ def test_oversized_message_is_refused_and_the_engine_stays_up(model: Path, tmp_p
     assert not kinds(events, "error")  # it never reached the decoder (which would have refused it with an error event)
 
 
-def test_serve_command_flushes_open_pullbacks_on_sigterm(model: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def context() -> Iterator[zmq.Context]:
+    """A ZeroMQ context whose sockets are closed (linger 0) and which is terminated after the test."""
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def serve(model: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, str]]:
+    """`ivuscal serve` in a subprocess on ephemeral loopback ports: (process, frames, results); killed after the test."""
     command = [sys.executable, "-m", "engine.cli", "serve", "--frames", "tcp://127.0.0.1:*", "--results", "tcp://127.0.0.1:*",
                "--journal-dir", str(tmp_path / "j"), "--backend", "torch", "--model", str(model), "--heartbeat", "0.1"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        line = proc.stderr.readline()
-        frames_endpoint, results_endpoint = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
-        context = zmq.Context()
-        events: list[dict] = []
-        live, stop = threading.Event(), threading.Event()
-        listener = threading.Thread(target=subscribe, args=(results_endpoint, lambda e: (events.append(e), live.set()), stop),
-                                    kwargs={"summaries": 1, "timeout_s": 60, "context": context})
-        listener.start()
-        assert live.wait(60)
-        sender = context.socket(zmq.PUSH)
-        sender.connect(frames_endpoint)
-        sender.send_multipart(p.encode_start(start()))
-        for i in range(10):
-            sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
-        for _ in range(600):  # bounded: wait until the engine has all ten frames
-            if len(kinds(list(events), "result")) == 10:
-                break
-            stop.wait(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-        listener.join(timeout=10)
-        sender.close(linger=0)
-        context.term()
+        endpoints: list[str] = []
+        while len(endpoints) < 2:  # the warning about running without --auth comes first
+            line = proc.stderr.readline()
+            assert line, "ivuscal serve exited before printing its endpoints"
+            endpoints = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
+        yield proc, endpoints[0], endpoints[1]
     finally:
         proc.kill()
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
+@pytest.fixture
+def listener(serve: tuple[subprocess.Popen, str, str], context: zmq.Context) -> Iterator[list[dict]]:
+    """Events published by the `serve` engine, collected by a subscriber thread that is stopped after the test."""
+    events: list[dict] = []
+    live, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=subscribe, args=(serve[2], lambda e: (events.append(e), live.set()), stop),
+                              kwargs={"timeout_s": 60, "context": context})
+    thread.start()
+    try:
+        assert live.wait(60), "no heartbeat from the engine"
+        yield events
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_sigterm_right_after_a_burst_accounts_for_every_frame(serve: tuple[subprocess.Popen, str, str], listener: list[dict],
+                                                              context: zmq.Context, tmp_path: Path) -> None:
+    proc, frames_endpoint, _ = serve
+    sender = context.socket(zmq.PUSH)
+    sender.connect(frames_endpoint)
+    sender.send_multipart(p.encode_start(start()))
+    for i in range(len(FRAMES)):  # a burst: the signal follows before the engine has caught up
+        sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+    for _ in range(600):  # bounded: until the first result, so that the burst has reached the engine's ZeroMQ buffers
+        if kinds(list(listener), "result"):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    time.sleep(0.3)  # the last events in flight to the subscriber
+    events = list(listener)
     summary = kinds(events, "summary")[0]
-    assert (summary["stream"], summary["n_frames"], summary["complete"], summary["reason"]) == ("s1", 10, False, "engine shutdown")
+    assert (summary["stream"], summary["complete"], summary["reason"]) == ("s1", False, "engine shutdown")
+    processed = [r["frame"] for r in kinds(events, "result")]
+    dropped = [d["frame"] for d in kinds(events, "drop")]
+    assert sorted(processed + dropped) == list(range(len(FRAMES)))  # every frame: a result or one drop notice
     finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
-    assert finals == list(range(10))
-    assert len(read_journal(next((tmp_path / "j").iterdir())).probability) == 10
+    assert finals == list(range(summary["n_frames"]))
+    assert len(read_journal(next((tmp_path / "j").iterdir())).probability) == summary["n_frames"]
 
 
 def test_polar_streams_on_the_model_grid_are_processed_and_others_refused(model: Path, tmp_path: Path) -> None:

@@ -85,6 +85,12 @@ class LoopbackEngine:
                 self._changed.wait(left)
             return list(self.events)
 
+    def drain(self) -> list[dict[str, Any]]:
+        """The events collected so far, which are then forgotten (long runs keep memory flat)."""
+        with self._changed:
+            events, self.events = self.events, []
+            return events
+
     def wait_for_summaries(self, n: int, timeout_s: float) -> list[dict[str, Any]]:
         return self.wait_for(lambda events: sum(e["kind"] == "summary" for e in events) >= n, timeout_s)
 

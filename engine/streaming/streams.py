@@ -101,8 +101,9 @@ class StreamTable:
             session.last_seen = time.monotonic()
         try:
             events = self._route(session, item, started_ns)
-        except Refused as refusal:
-            events = [error_event(refusal.code, str(refusal), message)]
+        except Refused as refusal:  # the stream's earlier frames come out first: events stay in arrival order
+            pending = session.flush(started_ns) if session is not None and session.current is not None else []
+            events = [*pending, error_event(refusal.code, str(refusal), message)]
         except Exception as error:  # a bug in one stream's processing: the engine outlives it
             events = self._fail(stream, message, error)
         published = self._tag(stream, events)
