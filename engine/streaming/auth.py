@@ -6,7 +6,7 @@
   bound (a CURVE socket without an authenticator accepts every key) and allows exactly the
   public keys found in the `--auth` directory; each accepted message carries its sender's key
   as the ZeroMQ `User-Id` property (z85 text).
-- `curve_client`: the sender/listener side (`replay`, `listen`, `demo`).
+- `ClientKeys`: the sender/listener side (`replay`, `listen`, `demo`).
 - `check_exposure`: without authentication only loopback and ipc:// endpoints are allowed
   (others need an explicit `--insecure`), with one warning that any local user can connect.
 See docs/protocol.md, 'Security'.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
@@ -111,12 +112,26 @@ class CurveServer:
             self._authenticator = None
 
 
-def curve_client(socket: zmq.Socket, server_key: Path, client_key: Path) -> None:
-    """Make `socket` a CURVE client: the engine's public key, and this client's own certificate pair."""
-    public, secret = load_secret(client_key)
-    socket.curve_serverkey = load_public(server_key)
-    socket.curve_publickey = public
-    socket.curve_secretkey = secret
+@dataclass(frozen=True)
+class ClientKeys:
+    """A client's side of CURVE: the engine's public certificate and this client's secret one."""
+
+    server_key: Path  # NAME.key (or .key_secret) of the engine
+    client_key: Path  # this client's NAME.key_secret
+
+    def apply(self, socket: zmq.Socket) -> None:
+        """Make `socket` a CURVE client (before it connects); InputError for an unreadable key file."""
+        public, secret = load_secret(self.client_key)
+        socket.curve_serverkey = load_public(self.server_key)
+        socket.curve_publickey = public
+        socket.curve_secretkey = secret
+
+
+def client_keys(server_key: Path | None, client_key: Path | None) -> ClientKeys | None:
+    """The `--server-key/--client-key` pair of a client command (both or neither)."""
+    if (server_key is None) != (client_key is None):
+        raise InputError("--server-key and --client-key go together (the engine's public key and this client's secret key)")
+    return ClientKeys(server_key, client_key) if server_key is not None and client_key is not None else None
 
 
 def is_loopback(address: str) -> bool:

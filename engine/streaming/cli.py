@@ -1,14 +1,17 @@
-"""`ivuscal serve`: the live streaming engine over ZeroMQ (docs/protocol.md, docs/streaming.md)."""
+"""`ivuscal serve` (the live engine over ZeroMQ) and `ivuscal keys` (its CURVE certificates); docs/protocol.md."""
 
 from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
+from engine.streaming.auth import create_keys
 from engine.streaming.server import MIB, ServerConfig, create_server
 
 log = logging.getLogger(__name__)
@@ -124,3 +127,26 @@ def command(
                f"{server.status['backend']} {server.status['model']}; {security}", err=True)
     server.run()
     click.echo("ivuscal serve: stopped", err=True)
+
+
+def client_key_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--server-key` and `--client-key` for the clients of an engine run with `--auth` (replay, listen, demo)."""
+    key = click.Path(dir_okay=False, exists=True, path_type=Path)
+    command = click.option("--client-key", type=key, default=None, help="CURVE: this client's secret certificate (NAME.key_secret).")(command)
+    return click.option("--server-key", type=key, default=None, help="CURVE: the engine's public certificate (NAME.key).")(command)
+
+
+@click.command(name="keys")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", "names", multiple=True, default=("server", "client"), show_default=True,
+              help="Certificate pair(s) to create (repeat the option for several).")
+def keys_command(directory: Path, names: tuple[str, ...]) -> None:
+    """Create CURVE certificate pairs in DIRECTORY: NAME.key (public) and NAME.key_secret (secret, owner-only).
+
+    The engine runs with `serve --auth DIR --server-key server.key_secret`, where DIR holds the
+    public keys (*.key) of the clients it accepts; a client gives `--server-key server.key
+    --client-key NAME.key_secret`.
+    """
+    for name in names:
+        public, secret = create_keys(directory, name)
+        click.echo(f"{public}\n{secret}")

@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 
 from engine.errors import InternalError
+from engine.streaming.auth import ClientKeys
 from engine.streaming.server import StreamingServer, run_in_thread
 from engine.streaming.subscriber import subscribe
 
@@ -26,8 +27,16 @@ from engine.streaming.subscriber import subscribe
 class LoopbackEngine:
     """Runs `server` in a thread and subscribes to it; a context manager that stops both."""
 
-    def __init__(self, server: StreamingServer, on_event: Callable[[dict[str, Any]], None] | None = None, ready_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: StreamingServer,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        ready_timeout_s: float = 30.0,
+        keys: ClientKeys | None = None,
+    ) -> None:
+        """`keys`: CURVE client keys for the subscriber and senders (an engine configured with auth)."""
         self.server = server
+        self.keys = keys
         self.on_event = on_event
         self.ready_timeout_s = ready_timeout_s
         self.events: list[dict[str, Any]] = []
@@ -44,7 +53,7 @@ class LoopbackEngine:
         self._subscriber = threading.Thread(
             target=subscribe,
             args=(self.results_endpoint, self._collect, self._stop),
-            kwargs={"context": self.server.context},
+            kwargs={"context": self.server.context, "keys": self.keys},
             name="ivuscal-loopback-subscriber",
             daemon=True,
         )
@@ -69,6 +78,8 @@ class LoopbackEngine:
         """A PUSH socket connected to the engine's frames endpoint (closed with the engine)."""
         socket = self.server.context.socket(zmq.PUSH)
         socket.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None:
+            self.keys.apply(socket)
         socket.connect(self.frames_endpoint)
         self._sockets.append(socket)
         return socket
