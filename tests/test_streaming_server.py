@@ -254,3 +254,35 @@ def test_polar_streams_on_the_model_grid_are_processed_and_others_refused(model:
     assert len(errors) == 2 and all("polar frames must be 32 x 64" in e["reason"] for e in errors)
     assert [r["frame"] for r in kinds(events, "result", "P")] == list(range(6))
     assert kinds(events, "summary", "P")[0]["complete"]
+
+
+def test_after_kill_9_mid_pullback_the_journal_rebuilds_every_published_frame(
+    serve: tuple[subprocess.Popen, str, str], listener: list[dict], context: zmq.Context, tmp_path: Path
+) -> None:
+    from engine.cli import main  # noqa: PLC0415
+    from engine.quantify import total_arc_deg  # noqa: PLC0415
+
+    proc, frames_endpoint, _ = serve
+    sender = context.socket(zmq.PUSH)
+    sender.connect(frames_endpoint)
+    sender.send_multipart(p.encode_start(start()))
+    for i in range(len(FRAMES)):
+        sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+    for _ in range(600):  # bounded: until well into the pullback
+        if len(kinds(list(listener), "result")) >= 20:
+            break
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: no shutdown code runs
+    proc.wait(timeout=30)
+    time.sleep(0.2)
+    results = kinds(list(listener), "result")
+    assert 20 <= len(results) and not kinds(list(listener), "summary")
+    (journal,) = (tmp_path / "j").iterdir()
+    assert main(["analyze", "--journal", str(journal), "--out", str(tmp_path / "rebuilt"), "--quiet"]) == 0
+    with np.load(tmp_path / "rebuilt" / "calcium_map.npz") as report:
+        calcium = report["calcium"]
+    assert len(calcium) >= results[-1]["frame"] + 1  # every published frame is in the journal
+    finals = [f for r in results for f in r["final"]]
+    assert finals, "some frames became final before the kill"
+    for final in finals:  # the rebuild reproduces what was published
+        assert total_arc_deg(calcium[final["frame"]]) == final["total_arc_deg"]
