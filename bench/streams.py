@@ -48,9 +48,18 @@ def run(
     calib = p.Calibration((spacing, spacing), ((image_size - 1) / 2, (image_size - 1) / 2), 1 / 30, 0.5)
     frame = np.random.default_rng(0).integers(0, 256, size=(image_size, image_size), dtype=np.uint8)
     settings = PipelineSettings()
-    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=None, heartbeat_s=0.5, max_streams=wave,
-                          queue_size=max(256, wave * frames_per_stream), send_rows=False)
-    server = StreamingServer(config, lambda: CalciumPipeline(runtime, settings), {"backend": runtime.name, "model": model_description})
+    config = ServerConfig(
+        "tcp://127.0.0.1:*",
+        "tcp://127.0.0.1:*",
+        journal_dir=None,
+        heartbeat_s=0.5,
+        max_streams=wave,
+        queue_size=max(256, wave * frames_per_stream),
+        send_rows=False,
+    )
+    server = StreamingServer(
+        config, lambda: CalciumPipeline(runtime, settings), {"backend": runtime.name, "model": model_description}
+    )
     marks: dict[int, float] = {}
     with LoopbackEngine(server) as engine, progress("stream ids", max(ids), quiet) as bar:
         sender = engine.sender()
@@ -58,7 +67,9 @@ def run(
 
         def cycle(names: list[str], end: bool = True) -> None:
             for name in names:
-                sender.send_multipart(p.encode_start(p.PullbackStart(name, "pb", "cartesian", frame.shape, "uint8", calib)))
+                sender.send_multipart(
+                    p.encode_start(p.PullbackStart(name, "pb", "cartesian", frame.shape, "uint8", calib))
+                )
                 for i in range(frames_per_stream):
                     sender.send_multipart(p.encode_frame(name, "pb", i, i, 0.0, "cartesian", calib, frame), copy=False)
             want = len(names) * frames_per_stream
@@ -72,7 +83,9 @@ def run(
             engine.wait_for(lambda ev: sum(e["kind"] == "summary" for e in ev) >= len(names), timeout_s=600)
             engine.drain()
 
-        cycle([f"warm-up-{k}" for k in range(wave)])  # the runtime's arenas for every batch size, first-call allocations
+        cycle(
+            [f"warm-up-{k}" for k in range(wave)]
+        )  # the runtime's arenas for every batch size, first-call allocations
         baseline = rss_mib()
         opened = [f"open-{k}" for k in range(wave)]
         cycle(opened, end=False)
@@ -94,8 +107,14 @@ def run(
     result = ScenarioResult(
         NAME,
         TITLE,
-        settings={"wave (max open streams)": wave, "frames_per_stream": frames_per_stream, "image_size": image_size,
-                  "backend": runtime.name, "model": model_description, "journal": "off"},
+        settings={
+            "wave (max open streams)": wave,
+            "frames_per_stream": frames_per_stream,
+            "image_size": image_size,
+            "backend": runtime.name,
+            "model": model_description,
+            "journal": "off",
+        },
     )
     result.summary = {
         "baseline_rss_mib": baseline,
@@ -111,7 +130,9 @@ def run(
     result.rows.append({"stage": f"{wave} pullbacks open", "RSS MiB": open_rss, "growth MiB": open_rss - baseline})
     result.rows.append({"stage": f"those {wave} ended", "RSS MiB": after_wave, "growth MiB": after_wave - baseline})
     for mark, rss in marks.items():
-        result.rows.append({"stage": f"{mark} further stream ids opened and ended", "RSS MiB": rss, "growth MiB": rss - baseline})
+        result.rows.append(
+            {"stage": f"{mark} further stream ids opened and ended", "RSS MiB": rss, "growth MiB": rss - baseline}
+        )
     result.notes.append(
         f"Memory per open pullback: (RSS with {wave} pullbacks open, each after {frames_per_stream} frame(s) of "
         f"{image_size} x {image_size}) - baseline, / {wave}: {per_pullback:.2f} MiB. RSS read after gc.collect(); "

@@ -26,7 +26,8 @@ def test_demo_streams_a_generated_pullback_and_writes_the_report(tmp_path: Path,
     cached = sorted((tmp_path / "cache").glob("*.dcm"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
-    assert main([*args, "--out", str(tmp_path / "run2"), "--auth", str(tmp_path / "keys")]) == 0  # over CURVE; a line per frame
+    # Over CURVE this time; the view prints a line per frame.
+    assert main([*args, "--out", str(tmp_path / "run2"), "--auth", str(tmp_path / "keys")]) == 0
     assert cached[0].stat().st_mtime_ns == stamp  # the pullback came from the cache
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("demo ") and "mm |" in line for line in lines) == 24

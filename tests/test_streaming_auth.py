@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from test_streaming_fixtures import CALIB, SETTINGS, make_ensemble, make_frames, start
 
 from engine.errors import InputError
 from engine.streaming import protocol as p
@@ -17,7 +18,6 @@ from engine.streaming.auth import ClientKeys, CurveServer, check_exposure, creat
 from engine.streaming.loopback import LoopbackEngine
 from engine.streaming.server import ServerConfig, create_server
 from engine.streaming.subscriber import subscribe
-from test_streaming_fixtures import CALIB, SETTINGS, make_ensemble, make_frames, start
 
 FRAMES = make_frames(10, seed=3)
 
@@ -44,8 +44,14 @@ def engine(keys: dict, tmp_path: Path) -> Iterator[LoopbackEngine]:
     """An engine with --auth (alice and bob allowed); its built-in subscriber and senders use alice's key."""
     model = make_ensemble(tmp_path / "ensemble.safetensors", FRAMES)
     base = keys["dir"]
-    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=None, heartbeat_s=0.1,
-                          auth_dir=base / "allowed", server_key=base / "engine" / "server.key_secret")
+    config = ServerConfig(
+        "tcp://127.0.0.1:*",
+        "tcp://127.0.0.1:*",
+        journal_dir=None,
+        heartbeat_s=0.1,
+        auth_dir=base / "allowed",
+        server_key=base / "engine" / "server.key_secret",
+    )
     server = create_server(config, backend="torch", model=model, settings=SETTINGS, threads=1)
     with LoopbackEngine(server, keys=keys["alice"]) as running:
         yield running
@@ -68,8 +74,10 @@ def of(events: list[dict], stream: str, kind: str | None = None) -> list[dict]:
 
 
 def test_an_unknown_key_receives_nothing_and_injects_nothing(engine: LoopbackEngine, keys: dict) -> None:
-    spies = [socket_with(engine, zmq.SUB, keys["mallory"], engine.results_endpoint),
-             socket_with(engine, zmq.SUB, None, engine.results_endpoint)]  # and a client without CURVE at all
+    spies = [
+        socket_with(engine, zmq.SUB, keys["mallory"], engine.results_endpoint),
+        socket_with(engine, zmq.SUB, None, engine.results_endpoint),
+    ]  # and a client without CURVE at all
     for keys_or_none in (keys["mallory"], None):
         intruder = socket_with(engine, zmq.PUSH, keys_or_none, engine.frames_endpoint)
         intruder.send_multipart(p.encode_start(start("intruder", "x")), flags=zmq.NOBLOCK)
@@ -80,7 +88,9 @@ def test_an_unknown_key_receives_nothing_and_injects_nothing(engine: LoopbackEng
     alice.send_multipart(p.encode_end(p.PullbackEnd("A", "pa", 3)))
     events = engine.wait_for_summaries(1, timeout_s=60)
     time.sleep(1.0)  # heartbeats keep flowing to alice meanwhile
-    assert len([e for e in engine.events if e["kind"] == "heartbeat"]) > len([e for e in events if e["kind"] == "heartbeat"])
+    assert len([e for e in engine.events if e["kind"] == "heartbeat"]) > len(
+        [e for e in events if e["kind"] == "heartbeat"]
+    )
     for spy in spies:
         assert spy.poll(100) == 0, "a client without an allowed key received an event"
     assert not of(engine.events, "intruder")
@@ -144,8 +154,21 @@ def test_without_auth_only_loopback_unless_insecure() -> None:
 def test_serve_refuses_a_wildcard_bind_without_auth(tmp_path: Path) -> None:
     from engine.cli import main  # noqa: PLC0415
 
-    assert main(["serve", "--frames", "tcp://0.0.0.0:0", "--no-journal", "--backend", "torch",
-                 "--model", str(make_ensemble(tmp_path / "m.safetensors", FRAMES))]) == 2
+    assert (
+        main(
+            [
+                "serve",
+                "--frames",
+                "tcp://0.0.0.0:0",
+                "--no-journal",
+                "--backend",
+                "torch",
+                "--model",
+                str(make_ensemble(tmp_path / "m.safetensors", FRAMES)),
+            ]
+        )
+        == 2
+    )
 
 
 def test_ipc_endpoints_are_owner_only(tmp_path: Path) -> None:
@@ -167,8 +190,11 @@ def test_keys_command_writes_owner_only_secrets(tmp_path: Path) -> None:
 
 def test_subscriber_with_keys_hears_the_engine(engine: LoopbackEngine, keys: dict) -> None:
     stop, got = threading.Event(), []
-    thread = threading.Thread(target=subscribe, args=(engine.results_endpoint, got.append, stop),
-                              kwargs={"context": engine.server.context, "keys": keys["bob"], "timeout_s": 30})
+    thread = threading.Thread(
+        target=subscribe,
+        args=(engine.results_endpoint, got.append, stop),
+        kwargs={"context": engine.server.context, "keys": keys["bob"], "timeout_s": 30},
+    )
     thread.start()
     try:
         for _ in range(100):

@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+from test_streaming_fixtures import CALIB, SPEC, loopback, make_ensemble, make_frames
 
 from engine.streaming import protocol as p
 from engine.streaming.loopback import LoopbackEngine
-from test_streaming_fixtures import CALIB, SPEC, make_ensemble, make_frames, loopback
 
 MAX_STREAMS, MAX_GAP = 3, 4
 EXAMPLES = int(os.environ.get("IVUSCAL_INTEGRITY_EXAMPLES", "1500"))
@@ -91,7 +91,9 @@ class ProtocolModel:
         if current.expected:
             self.emit(stream, "final", current.pullback)
         complete = reason is None and current.filled == 0
-        self.emit(stream, "summary", current.pullback, current.expected, current.received, current.filled, complete, reason)
+        self.emit(
+            stream, "summary", current.pullback, current.expected, current.received, current.filled, complete, reason
+        )
         if reason is None:
             state.expected_seq = None  # the stream is freed with its pullback
 
@@ -159,7 +161,9 @@ def observed(events: list[dict]) -> dict[str, list[tuple]]:
         elif kind == "gap":
             item = ("seq", pb, e["expected_seq"], e["seq"])
         elif kind == "error":
-            item = ("error", e["code"], pb) + ((e["frame"],) if e["code"] in ("jump", "format", "out_of_order") and "frame" in e else ())
+            item = ("error", e["code"], pb) + (
+                (e["frame"],) if e["code"] in ("jump", "format", "out_of_order") and "frame" in e else ()
+            )
         elif kind == "final":
             item = ("final", pb)
         elif kind == "summary":
@@ -178,8 +182,16 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackEngine]
     """One engine for every example (streams are named per example), small limits, no journal."""
     model = make_ensemble(tmp_path_factory.mktemp("model") / "ensemble.safetensors", make_frames(24, seed=3))
     tmp = tmp_path_factory.mktemp("integrity")
-    with loopback(model, tmp, journal_dir=None, max_streams=MAX_STREAMS, max_gap=MAX_GAP, idle_timeout_s=3600.0,
-                  queue_size=100_000, max_batch=8) as running:
+    with loopback(
+        model,
+        tmp,
+        journal_dir=None,
+        max_streams=MAX_STREAMS,
+        max_gap=MAX_GAP,
+        idle_timeout_s=3600.0,
+        queue_size=100_000,
+        max_batch=8,
+    ) as running:
         yield running
 
 
@@ -205,7 +217,11 @@ def make_machine(engine: LoopbackEngine) -> type[RuleBasedStateMachine]:
         @rule(name=st.sampled_from(STREAMS), pullback=st.sampled_from(PULLBACKS))
         def start(self, name: str, pullback: str) -> None:
             stream = self._stream(name)
-            sender.send_multipart(p.encode_start(p.PullbackStart(stream, pullback, "polar", (SPEC.n_depth, SPEC.n_alines), "uint8", CALIB)))
+            sender.send_multipart(
+                p.encode_start(
+                    p.PullbackStart(stream, pullback, "polar", (SPEC.n_depth, SPEC.n_alines), "uint8", CALIB)
+                )
+            )
             self.model.start(stream, pullback)
 
         @rule(
@@ -216,7 +232,9 @@ def make_machine(engine: LoopbackEngine) -> type[RuleBasedStateMachine]:
             calib=st.sampled_from([CALIB, CALIB, CALIB, OTHER_CALIB]),
             repeat=st.integers(1, 4),
         )
-        def frames(self, name: str, pullback: str, delta: int, seq_skip: int, calib: p.Calibration, repeat: int) -> None:
+        def frames(
+            self, name: str, pullback: str, delta: int, seq_skip: int, calib: p.Calibration, repeat: int
+        ) -> None:
             """`repeat` frames back-to-back; the first at the next expected index + `delta`, then consecutive."""
             stream = self._stream(name)
             first = max(0, self._expected(name, pullback) + delta)
@@ -225,10 +243,16 @@ def make_machine(engine: LoopbackEngine) -> type[RuleBasedStateMachine]:
                 seq = self.seq[name]
                 self.seq[name] += 1
                 pixels = PIXELS[(index + len(stream)) % len(PIXELS)]
-                sender.send_multipart(p.encode_frame(stream, pullback, seq, index, 0.0, "polar", calib, pixels), copy=False)
+                sender.send_multipart(
+                    p.encode_frame(stream, pullback, seq, index, 0.0, "polar", calib, pixels), copy=False
+                )
                 self.model.frame(stream, pullback, seq, index, calib)
 
-        @rule(name=st.sampled_from(STREAMS), pullback=st.sampled_from(PULLBACKS), extra=st.none() | st.integers(-1, MAX_GAP + 2))
+        @rule(
+            name=st.sampled_from(STREAMS),
+            pullback=st.sampled_from(PULLBACKS),
+            extra=st.none() | st.integers(-1, MAX_GAP + 2),
+        )
         def end(self, name: str, pullback: str, extra: int | None) -> None:
             stream = self._stream(name)
             n_frames = None if extra is None else max(0, self._expected(name, pullback) + extra)
@@ -241,10 +265,16 @@ def make_machine(engine: LoopbackEngine) -> type[RuleBasedStateMachine]:
                     sender.send_multipart(p.encode_end(p.PullbackEnd(stream, state.current.pullback)))
                     self.model.end(stream, state.current.pullback, None)
             sentinel = self.prefix + "sentinel"
-            sender.send_multipart(p.encode_start(p.PullbackStart(sentinel, "z", "polar", (SPEC.n_depth, SPEC.n_alines), "uint8", CALIB)))
+            sender.send_multipart(
+                p.encode_start(p.PullbackStart(sentinel, "z", "polar", (SPEC.n_depth, SPEC.n_alines), "uint8", CALIB))
+            )
             sender.send_multipart(p.encode_end(p.PullbackEnd(sentinel, "z")))
-            engine.wait_for(lambda ev: any(e["kind"] == "summary" and e["stream"] == sentinel for e in ev), timeout_s=60)
-            events = [e for e in engine.drain() if str(e.get("stream")).startswith(self.prefix) and e["stream"] != sentinel]
+            engine.wait_for(
+                lambda ev: any(e["kind"] == "summary" and e["stream"] == sentinel for e in ev), timeout_s=60
+            )
+            events = [
+                e for e in engine.drain() if str(e.get("stream")).startswith(self.prefix) and e["stream"] != sentinel
+            ]
             assert not [e for e in events if e["kind"] == "drop"], "the test's queue is large enough for no drops"
             assert observed(events) == {s: evs for s, evs in self.model.events.items() if evs}
             check_every_frame_final_once(events)
@@ -268,8 +298,13 @@ def test_engine_matches_the_protocol_model_for_random_message_sequences(engine: 
     machine = make_machine(engine)
     run_state_machine_as_test(
         machine,
-        settings=settings(max_examples=EXAMPLES, stateful_step_count=12, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow]),
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=12,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )
 
 
@@ -281,7 +316,11 @@ def test_batched_duplicate_is_refused_not_renumbered(engine: LoopbackEngine) -> 
     for seq, index in enumerate([0, 1, 2, 3, 4, 2]):
         sender.send_multipart(p.encode_frame("dup", "pb", seq, index, 0.0, "polar", CALIB, PIXELS[index]), copy=False)
     sender.send_multipart(p.encode_end(p.PullbackEnd("dup", "pb")))
-    events = [e for e in engine.wait_for(lambda ev: any(e["kind"] == "summary" and e["stream"] == "dup" for e in ev), 60) if e["stream"] == "dup"]
+    events = [
+        e
+        for e in engine.wait_for(lambda ev: any(e["kind"] == "summary" and e["stream"] == "dup" for e in ev), 60)
+        if e["stream"] == "dup"
+    ]
     engine.drain()
     assert [e["frame"] for e in events if e["kind"] == "result"] == [0, 1, 2, 3, 4]
     (error,) = [e for e in events if e["kind"] == "error"]
@@ -293,13 +332,27 @@ def test_batched_duplicate_is_refused_not_renumbered(engine: LoopbackEngine) -> 
 def test_pullback_switch_takes_effect_at_its_message(engine: LoopbackEngine) -> None:
     sender = engine.sender()
     for seq, (pullback, index) in enumerate([("one", 0), ("one", 1), ("one", 2), ("two", 0), ("two", 1), ("one", 3)]):
-        sender.send_multipart(p.encode_frame("sw", pullback, seq, index, 0.0, "polar", CALIB, PIXELS[index]), copy=False)
+        sender.send_multipart(
+            p.encode_frame("sw", pullback, seq, index, 0.0, "polar", CALIB, PIXELS[index]), copy=False
+        )
     sender.send_multipart(p.encode_end(p.PullbackEnd("sw", "two")))
-    events = [e for e in engine.wait_for(lambda ev: sum(e["kind"] == "summary" and e["stream"] == "sw" for e in ev) == 2, 60) if e["stream"] == "sw"]
+    events = [
+        e
+        for e in engine.wait_for(lambda ev: sum(e["kind"] == "summary" and e["stream"] == "sw" for e in ev) == 2, 60)
+        if e["stream"] == "sw"
+    ]
     engine.drain()
-    assert [(e["pullback"], e["frame"]) for e in events if e["kind"] == "result"] == [("one", 0), ("one", 1), ("one", 2), ("two", 0), ("two", 1)]
+    assert [(e["pullback"], e["frame"]) for e in events if e["kind"] == "result"] == [
+        ("one", 0),
+        ("one", 1),
+        ("one", 2),
+        ("two", 0),
+        ("two", 1),
+    ]
     first, second = [e for e in events if e["kind"] == "summary"]
-    assert (first["pullback"], first["n_frames"], first["complete"]) == ("one", 3, False) and "superseded" in first["reason"]
+    assert (first["pullback"], first["n_frames"], first["complete"]) == ("one", 3, False) and "superseded" in first[
+        "reason"
+    ]
     assert (second["pullback"], second["n_frames"], second["complete"]) == ("two", 2, True)
     (late,) = [e for e in events if e["kind"] == "error"]
     assert (late["code"], late["pullback"], late["frame"]) == ("ended", "one", 3)
@@ -310,7 +363,11 @@ def test_frames_before_the_first_received_are_filled_from_it_and_counted(engine:
     for seq, index in enumerate([3, 4, 5]):
         sender.send_multipart(p.encode_frame("lead", "pb", seq, index, 0.0, "polar", CALIB, PIXELS[index]), copy=False)
     sender.send_multipart(p.encode_end(p.PullbackEnd("lead", "pb")))
-    events = [e for e in engine.wait_for(lambda ev: any(e["kind"] == "summary" and e["stream"] == "lead" for e in ev), 60) if e["stream"] == "lead"]
+    events = [
+        e
+        for e in engine.wait_for(lambda ev: any(e["kind"] == "summary" and e["stream"] == "lead" for e in ev), 60)
+        if e["stream"] == "lead"
+    ]
     engine.drain()
     (gap,) = [e for e in events if e["kind"] == "gap"]
     assert gap["frames"] == [0, 1, 2] and "repeated the first received frame" in gap["filled"]
@@ -324,10 +381,13 @@ def test_a_huge_jump_is_refused_at_once(engine: LoopbackEngine) -> None:
     sender.send_multipart(p.encode_frame("far", "pb", 1, 20_000_000, 0.0, "polar", CALIB, PIXELS[1]), copy=False)
     sender.send_multipart(p.encode_frame("far", "pb", 2, 1, 0.0, "polar", CALIB, PIXELS[1]), copy=False)
     sender.send_multipart(p.encode_end(p.PullbackEnd("far", "pb", 10_000_000)))
-    events = [e for e in engine.wait_for(lambda ev: any(e["kind"] == "summary" and e["stream"] == "far" for e in ev), 60) if e["stream"] == "far"]
+    events = [
+        e
+        for e in engine.wait_for(lambda ev: any(e["kind"] == "summary" and e["stream"] == "far" for e in ev), 60)
+        if e["stream"] == "far"
+    ]
     engine.drain()
     assert [e["code"] for e in events if e["kind"] == "error"] == ["jump", "jump"]
     assert [e["frame"] for e in events if e["kind"] == "result"] == [0, 1]
     summary = next(e for e in events if e["kind"] == "summary")
     assert (summary["n_frames"], summary["filled"]) == (2, 0)
-

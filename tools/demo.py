@@ -105,9 +105,9 @@ def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSe
 @click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where the generated pullback is kept (default: ~/.cache/ivuscal/demo).")
 @click.option("--quiet", is_flag=True, help="Only the summary lines, no per-frame view.")
 @click.option("--auth", "auth_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run with CURVE authentication, keys in this folder (server and demo pairs are created when absent).")
-def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int, model: Path | None, cache: Path | None, quiet: bool,
-            auth_dir: Path | None) -> None:
+              help="Run with CURVE authentication, keys in this folder (server and demo pairs made when absent).")
+def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int,
+            model: Path | None, cache: Path | None, quiet: bool, auth_dir: Path | None) -> None:
     """Generate a pullback, stream it live through the engine at 30 frames/s, show the arcs, write the report."""
     if image_size % 16:
         raise InputError(f"--image-size must be a multiple of 16, got {image_size}")
@@ -123,7 +123,8 @@ def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int
     stop = threading.Event()
     with LoopbackEngine(server, on_event=live_view(quiet), keys=keys) as engine:
         try:
-            replay_file(pullback, engine.frames_endpoint, fps, STREAM, f"demo-seed{seed}", stop=stop, context=server.context, keys=keys)
+            replay_file(pullback, engine.frames_endpoint, fps, STREAM, f"demo-seed{seed}",
+                        stop=stop, context=server.context, keys=keys)
             events = engine.wait_for_summaries(1, timeout_s=max(120.0, 2 * n_frames / fps))
         except KeyboardInterrupt:
             stop.set()

@@ -70,8 +70,8 @@ def format_event(event: dict[str, Any], width: int = 36) -> str | None:
 @click.option("--summaries", type=click.IntRange(1), default=None, help="Exit after this many pullback summaries.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=None, help="Exit after this many seconds without events.")
 @client_key_options
-def command(address: str, record: Path | None, stream: str | None, show_final: bool, heartbeats: bool, summaries: int | None, timeout_s: float | None,
-            server_key: Path | None, client_key: Path | None) -> None:
+def command(address: str, record: Path | None, stream: str | None, show_final: bool, heartbeats: bool,
+            summaries: int | None, timeout_s: float | None, server_key: Path | None, client_key: Path | None) -> None:
     """Subscribe to the engine and print one line per frame with its calcium arcs."""
 
     def show(event: dict[str, Any]) -> None:

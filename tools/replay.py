@@ -147,8 +147,8 @@ def _repeat(loop: bool, stop: threading.Event) -> Iterator[int]:
 @click.option("--loop", is_flag=True, help="Replay again and again until interrupted.")
 @click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True, help="Frames read from the file at a time.")
 @client_key_options
-def command(pullback_file: Path, address: str, fps: str, stream: str, pullback_id: str | None, loop: bool, chunk_frames: int,
-            server_key: Path | None, client_key: Path | None) -> None:
+def command(pullback_file: Path, address: str, fps: str, stream: str, pullback_id: str | None, loop: bool,
+            chunk_frames: int, server_key: Path | None, client_key: Path | None) -> None:
     """Publish PULLBACK_FILE (DICOM) as a live frame stream: pixels and calibration only."""
     for name, value in (("--stream", stream), ("--pullback-id", pullback_id)):
         if value is not None and not p.valid_id(value):

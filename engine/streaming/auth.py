@@ -83,7 +83,9 @@ class CurveServer:
             raise InputError("--auth must be a directory of client public keys (*.key)", source=str(allowed_dir))
         self.allowed = sorted(allowed_dir.glob("*.key"))
         if not self.allowed:
-            raise InputError("holds no client public keys (*.key); create them with 'ivuscal keys'", source=str(allowed_dir))
+            raise InputError(
+                "holds no client public keys (*.key); create them with 'ivuscal keys'", source=str(allowed_dir)
+            )
         for path in self.allowed:
             load_public(path)  # refuse a broken key file now, not at the first connection
         self.allowed_dir = allowed_dir
@@ -101,7 +103,9 @@ class CurveServer:
     def apply(self, socket: zmq.Socket) -> None:
         """Make `socket` a CURVE server with the engine's keys."""
         if self._authenticator is None:
-            raise RuntimeError("CurveServer.start() must come before apply(): without an authenticator CURVE accepts any key")
+            raise RuntimeError(
+                "CurveServer.start() must come before apply(): without an authenticator CURVE accepts any key"
+            )
         socket.curve_secretkey = self.secret
         socket.curve_publickey = self.public
         socket.curve_server = True
@@ -130,7 +134,9 @@ class ClientKeys:
 def client_keys(server_key: Path | None, client_key: Path | None) -> ClientKeys | None:
     """The `--server-key/--client-key` pair of a client command (both or neither)."""
     if (server_key is None) != (client_key is None):
-        raise InputError("--server-key and --client-key go together (the engine's public key and this client's secret key)")
+        raise InputError(
+            "--server-key and --client-key go together (the engine's public key and this client's secret key)"
+        )
     return ClientKeys(server_key, client_key) if server_key is not None and client_key is not None else None
 
 
@@ -150,14 +156,17 @@ def check_exposure(addresses: list[str], authenticated: bool, insecure: bool) ->
     exposed = [a for a in addresses if not is_loopback(a)]
     if exposed and not authenticated and not insecure:
         raise InputError(
-            "binds or connects beyond loopback without authentication; give --auth DIR (CURVE keys) or, knowingly, --insecure",
+            "binds or connects beyond loopback without authentication; "
+            "give --auth DIR (CURVE keys) or, knowingly, --insecure",
             source=", ".join(exposed),
         )
     if not authenticated:
         where = "any host that can reach " + ", ".join(exposed) if exposed else "any local user"
-        log.warning("no --auth: %s can send frames to and read results from this engine (docs/protocol.md, 'Security')", where)
+        log.warning(
+            "no --auth: %s can send frames to and read results from this engine (docs/protocol.md, 'Security')", where
+        )
 
 
 def ipc_path(address: str) -> Path | None:
     """The socket file of an ipc:// endpoint, else None."""
-    return Path(address[len("ipc://"):]) if address.startswith("ipc://") else None
+    return Path(address[len("ipc://") :]) if address.startswith("ipc://") else None

@@ -97,7 +97,9 @@ class InboundQueue:
             batch = []
             while self._items and len(batch) < max_items:
                 item = self._items.popleft()
-                self._frames -= isinstance(item, Received) and item.dropped is None and isinstance(item.message, p.FrameMessage)
+                self._frames -= (
+                    isinstance(item, Received) and item.dropped is None and isinstance(item.message, p.FrameMessage)
+                )
                 batch.append(item)
             self._changed.notify_all()
             return batch

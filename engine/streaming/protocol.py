@@ -21,7 +21,7 @@ from engine.errors import InputError
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
 MAX_SIDE = 4096  # largest accepted frame dimension (rows, cols, depth or A-lines)
-MAX_FRAME_BYTES = 64 * 1024 * 1024  # ceiling on the pixels of one frame; the engine's own limit is ServerConfig.max_frame_bytes
+MAX_FRAME_BYTES = 64 * 1024 * 1024  # ceiling on one frame's pixels; the engine's limit: ServerConfig.max_frame_bytes
 LAYOUT_DTYPES = {"cartesian": ("uint8",), "polar": ("float32", "uint8")}
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 

@@ -158,7 +158,9 @@ class StreamingServer:
             pull.close()
             pub.close()
             self._stop_auth()
-            raise InputError(f"cannot open sockets ({error})", source=f"{config.frames_address} / {config.results_address}") from None
+            raise InputError(
+                f"cannot open sockets ({error})", source=f"{config.frames_address} / {config.results_address}"
+            ) from None
         finally:
             os.umask(old_umask)
         self._pull, self._pub = pull, pub
@@ -214,7 +216,10 @@ class StreamingServer:
             self._stop.set()
             receiver.join(timeout=self.config.shutdown_s + 5)
             if receiver.is_alive():
-                log.error("receiver thread did not finish within %.0f s; closing its socket anyway", self.config.shutdown_s + 5)
+                log.error(
+                    "receiver thread did not finish within %.0f s; closing its socket anyway",
+                    self.config.shutdown_s + 5,
+                )
             self.close()
 
     # ------------------------------------------------------------------ receiver thread
@@ -250,8 +255,15 @@ class StreamingServer:
                 log.warning("rejected message: %s", error)
             else:
                 log.exception("rejected message: decoder failure")
-            reason = str(error) if isinstance(error, p.ProtocolError) else f"undecodable message ({type(error).__name__})"
-            self._queue.put(Notice("error", p.peek_stream(parts), {"code": "malformed", "reason": reason, "received_wall_ns": wall_ns}), timeout)
+            reason = (
+                str(error) if isinstance(error, p.ProtocolError) else f"undecodable message ({type(error).__name__})"
+            )
+            self._queue.put(
+                Notice(
+                    "error", p.peek_stream(parts), {"code": "malformed", "reason": reason, "received_wall_ns": wall_ns}
+                ),
+                timeout,
+            )
             return
         item = Received(message, received_ns, wall_ns, user)
         if isinstance(message, p.FrameMessage):
@@ -352,4 +364,3 @@ def run_in_thread(server: StreamingServer) -> tuple[threading.Thread, Callable[[
             log.error("engine thread did not stop within %.0f s", server.config.shutdown_s + 30)
 
     return thread, stop_and_join
-

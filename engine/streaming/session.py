@@ -91,7 +91,9 @@ def error_event(code: str, reason: str, message: p.Inbound | None = None) -> Eve
 class _Pullback:
     """The pullback in progress: its pipeline and journal, the frames waiting for inference, its counts."""
 
-    def __init__(self, start: p.PullbackStart, pipeline: CalciumPipeline, journal: JournalWriter | None, dropped: int) -> None:
+    def __init__(
+        self, start: p.PullbackStart, pipeline: CalciumPipeline, journal: JournalWriter | None, dropped: int
+    ) -> None:
         self.start = start
         self.pipeline = pipeline
         self.journal = journal
@@ -149,7 +151,8 @@ class StreamSession:
         if start.layout == "polar" and start.shape != (spec.n_depth, spec.n_alines):
             raise Refused(
                 "format",
-                f"polar frames must be {spec.n_depth} x {spec.n_alines} (depth x A-lines) for this model, got {list(start.shape)}",
+                f"polar frames must be {spec.n_depth} x {spec.n_alines} (depth x A-lines) for this model, "
+                f"got {list(start.shape)}",
                 self._source,
             )
         try:
@@ -191,13 +194,18 @@ class StreamSession:
         """The pullback's own `end`: fill frames missing up to `end.n_frames`, flush, summarise."""
         current = self._current()
         if current.pullback != end.pullback:
-            raise Refused("not_in_progress", f"end of pullback {end.pullback!r}, which is not in progress", self._source)
+            raise Refused(
+                "not_in_progress", f"end of pullback {end.pullback!r}, which is not in progress", self._source
+            )
         events = self.flush(started_ns)
         missing = (end.n_frames or 0) - current.expected
         if missing > 0 and current.received:
             if missing > self.max_gap:
-                reason = (f"end.n_frames {end.n_frames} is {missing} frames past the last received frame; "
-                          f"at most {self.max_gap} are filled (--max-gap), so the pullback ends at frame {current.expected - 1}")
+                reason = (
+                    f"end.n_frames {end.n_frames} is {missing} frames past the last received frame; "
+                    f"at most {self.max_gap} are filled (--max-gap), "
+                    f"so the pullback ends at frame {current.expected - 1}"
+                )
                 events.append(error_event("jump", reason, end))
             else:
                 events.extend(self._fill(current, end.n_frames or 0, FILL_GAP, "frames missing at end of pullback"))
@@ -226,9 +234,15 @@ class StreamSession:
         output = pullback.pipeline.end()
         body["summary"] = output.summary.to_dict()
         if pullback.journal:
-            pullback.journal.end({**body["summary"], **counts, "filled_frames": pullback.filled_ranges, "interrupted": reason})
+            pullback.journal.end(
+                {**body["summary"], **counts, "filled_frames": pullback.filled_ranges, "interrupted": reason}
+            )
         assert tracker is not None  # the pipeline was begun in open()
-        final = {"pullback": pullback.pullback, "final": [final_payload(f) for f in output.final], "lesion": lesion_status(tracker)}
+        final = {
+            "pullback": pullback.pullback,
+            "final": [final_payload(f) for f in output.final],
+            "lesion": lesion_status(tracker),
+        }
         return [*events, ("final", final), ("summary", body)]
 
     def abandon(self) -> None:
@@ -253,7 +267,11 @@ class StreamSession:
             if current.received == 0:
                 current.lead_fill = True  # filled from this frame's own probabilities at the flush
             else:
-                events = [*self.flush(started_ns), *events, *self._fill(current, message.frame_index, FILL_GAP, "frames not received")]
+                events = [
+                    *self.flush(started_ns),
+                    *events,
+                    *self._fill(current, message.frame_index, FILL_GAP, "frames not received"),
+                ]
         elif events:
             events = [*self.flush(started_ns), *events]
         current.pending.append(arrival)
@@ -281,14 +299,21 @@ class StreamSession:
         first = batch[0].message.frame_index
         if current.lead_fill:
             current.lead_fill = False
-            events.extend(self._fill(current, first, FILL_LEAD, "frames before the first received frame", (mean[0], spread[0])))
+            events.extend(
+                self._fill(current, first, FILL_LEAD, "frames before the first received frame", (mean[0], spread[0]))
+            )
         inferred_ns = time.monotonic_ns()
         # Inference is batched; the filter and tracker take one row at a time so that each result
         # carries the lesion status as of its own final frames, whatever the batching.
         for k, arrival in enumerate(batch):
             (out,) = current.pipeline.process_probabilities(mean[k : k + 1], spread[k : k + 1], first + k)
             self._journal(current, [out], None)
-            timing = {"received_ns": arrival.received_ns, "received_wall_ns": arrival.received_wall_ns, "started_ns": started_ns, "inferred_ns": inferred_ns}
+            timing = {
+                "received_ns": arrival.received_ns,
+                "received_wall_ns": arrival.received_wall_ns,
+                "started_ns": started_ns,
+                "inferred_ns": inferred_ns,
+            }
             events.append(("result", self._result(current, out, arrival.message, timing)))
         return events
 
@@ -305,7 +330,9 @@ class StreamSession:
         """A `gap` event when `seq` does not follow the stream's previous frame message."""
         events: list[Event] = []
         if self.expected_seq is not None and message.seq != self.expected_seq:
-            events.append(("gap", {"pullback": message.pullback, "expected_seq": self.expected_seq, "seq": message.seq}))
+            events.append(
+                ("gap", {"pullback": message.pullback, "expected_seq": self.expected_seq, "seq": message.seq})
+            )
         self.expected_seq = message.seq + 1
         return events
 
@@ -313,19 +340,29 @@ class StreamSession:
         """(code, reason) when this frame cannot be admitted, else None; constant time."""
         start = current.start
         if (message.layout, message.start.shape, str(message.pixels.dtype)) != (start.layout, start.shape, start.dtype):
-            return "format", (f"frame is {message.layout} {list(message.pixels.shape)} {message.pixels.dtype}, "
-                              f"the pullback is {start.layout} {list(start.shape)} {start.dtype}")
+            return "format", (
+                f"frame is {message.layout} {list(message.pixels.shape)} {message.pixels.dtype}, "
+                f"the pullback is {start.layout} {list(start.shape)} {start.dtype}"
+            )
         if message.calibration != start.calibration:
             return "format", "frame calibration differs from the pullback's (start a new pullback to change it)"
         if message.frame_index < current.expected:
-            return "out_of_order", f"frame {message.frame_index} is a duplicate or out of order (next expected {current.expected} or above)"
+            return (
+                "out_of_order",
+                f"frame {message.frame_index} is a duplicate or out of order "
+                f"(next expected {current.expected} or above)",
+            )
         jump = message.frame_index - current.expected
         if jump > self.max_gap:
-            return "jump", (f"frame {message.frame_index} would leave {jump} frames missing before it; "
-                            f"at most {self.max_gap} are filled per message (--max-gap)")
+            return "jump", (
+                f"frame {message.frame_index} would leave {jump} frames missing before it; "
+                f"at most {self.max_gap} are filled per message (--max-gap)"
+            )
         return None
 
-    def _fill(self, current: _Pullback, up_to: int, how: str, reason: str, rows: tuple[Any, Any] | None = None) -> list[Event]:
+    def _fill(
+        self, current: _Pullback, up_to: int, how: str, reason: str, rows: tuple[Any, Any] | None = None
+    ) -> list[Event]:
         """Frames from the pipeline's next one to `up_to - 1` were never received: fill them with `rows`.
 
         `rows` (probability, spread (A,)) default to the last received frame's.
@@ -341,7 +378,18 @@ class StreamSession:
         current.filled += n
         current.filled_ranges.append([first, up_to - 1])
         finals = [final_payload(f) for out in outputs for f in out.final]
-        return [("gap", {"pullback": current.pullback, "frames": list(range(first, up_to)), "reason": reason, "filled": how, "final": finals})]
+        return [
+            (
+                "gap",
+                {
+                    "pullback": current.pullback,
+                    "frames": list(range(first, up_to)),
+                    "reason": reason,
+                    "filled": how,
+                    "final": finals,
+                },
+            )
+        ]
 
     def _journal(self, current: _Pullback, outputs: list[FrameOutput], filled: str | None) -> None:
         current.last_rows = (outputs[-1].probability, outputs[-1].spread)
@@ -354,7 +402,9 @@ class StreamSession:
                 filled=filled,
             )
 
-    def _result(self, current: _Pullback, out: FrameOutput, message: p.FrameMessage, timing: dict[str, int]) -> dict[str, Any]:
+    def _result(
+        self, current: _Pullback, out: FrameOutput, message: p.FrameMessage, timing: dict[str, int]
+    ) -> dict[str, Any]:
         tracker = current.pipeline.lesion_tracker
         assert tracker is not None and out.probability is not None and out.spread is not None
         body: dict[str, Any] = {

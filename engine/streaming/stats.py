@@ -67,7 +67,7 @@ class EngineStats:
         now = time.monotonic()
         recent = list(self._recent)
         latencies = np.array([ns for _, ns in recent], dtype=np.float64) / 1e6
-        p50, p99 = (np.percentile(latencies, [50, 99]).tolist() if latencies.size else (None, None))
+        p50, p99 = np.percentile(latencies, [50, 99]).tolist() if latencies.size else (None, None)
         return StatsSnapshot(
             frames_received=self.frames_received,
             frames_processed=self.frames_processed,

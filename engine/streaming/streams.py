@@ -127,8 +127,11 @@ class StreamTable:
         if isinstance(message, p.PullbackEnd):
             if session is None or session.current is None or session.current.pullback != message.pullback:
                 ended = (message.stream, message.pullback) in self._ended
-                raise Refused("ended" if ended else "not_in_progress",
-                              f"end of pullback {message.pullback!r}, which {'has already ended' if ended else 'is not in progress'}")
+                raise Refused(
+                    "ended" if ended else "not_in_progress",
+                    f"end of pullback {message.pullback!r}, "
+                    f"which {'has already ended' if ended else 'is not in progress'}",
+                )
             events = session.end(message, started_ns)
             self._ended.add((message.stream, message.pullback))
             return events
@@ -136,22 +139,30 @@ class StreamTable:
         events: list[Event] = []
         if session is None or session.current is None or session.current.pullback != message.pullback:
             if message.frame_index > self.limits.max_gap:
-                raise Refused("jump", f"frame {message.frame_index} would open pullback {message.pullback!r} with "
-                                      f"{message.frame_index} frames missing; at most {self.limits.max_gap} are filled (--max-gap)")
+                raise Refused(
+                    "jump",
+                    f"frame {message.frame_index} would open pullback {message.pullback!r} with "
+                    f"{message.frame_index} frames missing; at most {self.limits.max_gap} are filled (--max-gap)",
+                )
             events = self._open(session, message.start, item, started_ns)
             session = self.sessions[message.stream]
         arrival = Arrival(message, item.received_ns, item.received_wall_ns)
         return [*events, *session.frame(arrival, started_ns)]
 
-    def _open(self, session: StreamSession | None, start: p.PullbackStart, item: Received, started_ns: int) -> list[Event]:
+    def _open(
+        self, session: StreamSession | None, start: p.PullbackStart, item: Received, started_ns: int
+    ) -> list[Event]:
         """Open `start` on its stream (a new session, or superseding the stream's current pullback)."""
         key = (start.stream, start.pullback)
         if key in self._ended:
             raise Refused("ended", f"pullback {start.pullback!r} has already ended (a pullback id is not reused)")
         if session is None:
             if len(self.sessions) >= self.limits.max_streams:
-                raise Refused("stream_limit", f"{len(self.sessions)} streams are open, the most this engine allows "
-                                              f"(--max-streams {self.limits.max_streams}); end one first")
+                raise Refused(
+                    "stream_limit",
+                    f"{len(self.sessions)} streams are open, the most this engine allows "
+                    f"(--max-streams {self.limits.max_streams}); end one first",
+                )
             session = StreamSession(
                 start.stream,
                 self.pipeline_factory,
@@ -176,7 +187,9 @@ class StreamTable:
             if session.current is not None:
                 self._ended.add((stream, session.current.pullback))
             session.abandon()
-        return [error_event("internal", f"internal error, pullback abandoned ({type(error).__name__}: {error})", message)]
+        return [
+            error_event("internal", f"internal error, pullback abandoned ({type(error).__name__}: {error})", message)
+        ]
 
     @staticmethod
     def _tag(stream: str, events: list[Event]) -> list[Published]:
@@ -192,7 +205,9 @@ class StreamTable:
                 try:
                     published.extend(self._tag(stream, session.flush(started_ns)))
                 except Exception as error:  # noqa: BLE001 - reported and logged in _fail
-                    message = session.current.pending[0].message if session.current and session.current.pending else None
+                    message = (
+                        session.current.pending[0].message if session.current and session.current.pending else None
+                    )
                     published.extend(self._tag(stream, self._fail(stream, message, error)))  # type: ignore[arg-type]
         return published
 
@@ -219,4 +234,7 @@ class StreamTable:
             return self._tag(stream, session.close(reason, started_ns))
         except Exception as error:  # noqa: BLE001 - reported and logged in _fail
             self.sessions[stream] = session
-            return self._tag(stream, self._fail(stream, p.PullbackEnd(stream, session.current.pullback if session.current else "-"), error))
+            return self._tag(
+                stream,
+                self._fail(stream, p.PullbackEnd(stream, session.current.pullback if session.current else "-"), error),
+            )
