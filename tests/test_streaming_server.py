@@ -288,3 +288,50 @@ def test_after_kill_9_mid_pullback_the_journal_rebuilds_every_published_frame(
     assert finals, "some frames became final before the kill"
     for final in finals:  # the rebuild reproduces what was published
         assert total_arc_deg(calcium[final["frame"]]) == final["total_arc_deg"]
+
+
+def test_idle_pullback_is_closed_and_forgotten(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path, idle_timeout_s=0.5) as engine:
+        sender = engine.sender()
+        sender.send_multipart(p.encode_start(start("quiet", "pb")))
+        for i in range(3):  # then the sender goes silent
+            sender.send_multipart(p.encode_frame("quiet", "pb", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+        events = engine.wait_for_summaries(1, timeout_s=60)
+        summary = kinds(events, "summary", "quiet")[0]
+        assert (summary["n_frames"], summary["complete"], summary["reason"]) == (3, False, "idle")
+        engine.drain()
+        beat = engine.wait_for(lambda ev: bool(kinds(ev, "heartbeat")), timeout_s=10)
+        assert kinds(beat, "heartbeat")[-1]["streams"] == []  # only open streams are listed
+        assert kinds(beat, "heartbeat")[-1]["open_streams"] == 0
+
+
+def test_the_stream_after_the_limit_is_refused_with_the_limit_named(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path, max_streams=2) as engine:
+        sender = engine.sender()
+        for name in ("one", "two", "three"):
+            sender.send_multipart(p.encode_start(start(name, "pb")))
+        (error,) = kinds(engine.wait_for(lambda ev: bool(kinds(ev, "error")), timeout_s=60), "error")
+        assert error["stream"] == "three" and error["code"] == "stream_limit" and "--max-streams 2" in error["reason"]
+        sender.send_multipart(p.encode_end(p.PullbackEnd("one", "pb")))
+        sender.send_multipart(p.encode_start(start("three", "pb")))  # room again once one has ended
+        engine.wait_for(lambda ev: bool(kinds(ev, "started", "three")), timeout_s=60)
+        engine.drain()
+        beat = kinds(engine.wait_for(lambda ev: bool(kinds(ev, "heartbeat")), timeout_s=10), "heartbeat")[-1]
+        assert beat["streams"] == ["three", "two"] and beat["rejected"] == {"stream_limit": 1}
+
+
+def test_frames_larger_than_the_configured_limit_are_refused(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path, max_frame_bytes=48 * 48 - 1) as engine:
+        sender = engine.sender()
+        sender.send_multipart(p.encode_frame("big", "pb", 0, 0, 0.0, "cartesian", CALIB, FRAMES[0]), copy=False)
+        (error,) = kinds(engine.wait_for(lambda ev: bool(kinds(ev, "error")), timeout_s=60), "error")
+    assert error["code"] == "malformed" and "exceeds 2303" in error["reason"]
+
+
+def test_engine_is_a_context_manager_that_closes_its_sockets(model: Path, tmp_path: Path) -> None:
+    server = loopback(model, tmp_path).server
+    with server:
+        server.bind()
+        pull, pub = server._pull, server._pub
+    assert pull is not None and pull.closed and pub is not None and pub.closed
+    server.close()  # idempotent

@@ -101,7 +101,7 @@ class StreamingServer:
         self.status = status  # static heartbeat fields: backend, model
         self.context = context or zmq.Context.instance()
         self._queue = InboundQueue(config.queue_size, config.queue_size + config.control_slots)
-        self.stats = EngineStats(queue_depth=lambda: len(self._queue))
+        self.stats = EngineStats(queue_depth=lambda: len(self._queue), open_streams=lambda: len(self.table.sessions))
         self.table = StreamTable(
             pipeline_factory,
             config.limits,
@@ -296,7 +296,6 @@ class StreamingServer:
             events.extend(self.table.handle(item, started_ns))
         events.extend(self.table.flush(started_ns))
         self.table.sync_journals()  # every frame published below is on its way to disk
-        self.stats.open_streams = len(self.table.sessions)
         self._publish_all(events)
 
     def _publish_all(self, events: list[Published]) -> None:

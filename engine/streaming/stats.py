@@ -43,8 +43,10 @@ class StatsSnapshot:
 class EngineStats:
     """Counters written by the receiver thread or by the worker thread (never both)."""
 
-    def __init__(self, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, queue_depth: Callable[[], int], open_streams: Callable[[], int]) -> None:
+        """`queue_depth`, `open_streams`: gauges, read at each snapshot."""
         self._queue_depth = queue_depth
+        self._open_streams = open_streams
         self.started = time.monotonic()
         # receiver thread
         self.frames_received = 0
@@ -55,7 +57,6 @@ class EngineStats:
         self.frames_dropped_shutdown = 0
         self.frames_filled = 0
         self.rejected_worker: Counter[str] = Counter()
-        self.open_streams = 0
         self._recent: deque[tuple[float, int]] = deque(maxlen=LATENCY_WINDOW)  # (published monotonic s, latency ns)
 
     def result_published(self, latency_ns: int) -> None:
@@ -74,7 +75,7 @@ class EngineStats:
             frames_dropped=self.frames_dropped_queue + self.frames_dropped_shutdown,
             frames_filled=self.frames_filled,
             rejected=dict(self.rejected_receiver + self.rejected_worker),
-            open_streams=self.open_streams,
+            open_streams=self._open_streams(),
             queue_depth=self._queue_depth(),
             frames_per_s=sum(now - t <= 2.0 for t, _ in recent) / 2.0,
             latency_p50_ms=None if p50 is None else round(p50, 3),
