@@ -5,7 +5,9 @@ a `start`, `frames_per_stream` Cartesian frames and an `end`, in waves of `wave`
 once (the engine's `--max-streams`). Resident memory (RSS) is read after the model's warm-up
 (baseline, after one wave as warm-up), with one wave of pullbacks open (memory per open pullback), and after 1,000 and
 10,000 distinct stream ids have been opened and ended (the engine must forget them: RSS returns
-towards the baseline). The heartbeat's stream list must be empty at the end.
+towards the baseline). The heartbeat's stream list must be empty at the end. Then one stream
+sends frame 0 and frames far ahead (`JUMPS`): each must be refused at once, with no memory
+growth (the engine once filled every missing frame: ~18 s and ~630 MB for a jump to 20,000).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from engine.streaming.server import ServerConfig, StreamingServer
 NAME = "streams"
 TITLE = "Live engine memory: per open pullback, and over 1,000 and 10,000 stream ids"
 MIB = 1024 * 1024
+JUMPS = (20_000, 20_000_000)
 
 
 def rss_mib() -> float:
@@ -103,6 +106,7 @@ def run(
         wall = time.perf_counter() - t0
         time.sleep(2 * config.heartbeat_s)
         heartbeat = [e for e in engine.drain() if e["kind"] == "heartbeat"][-1]
+        jumps = _jumps(engine, sender, frame, calib)
     per_pullback = (open_rss - baseline) / wave
     result = ScenarioResult(
         NAME,
@@ -133,9 +137,40 @@ def run(
         result.rows.append(
             {"stage": f"{mark} further stream ids opened and ended", "RSS MiB": rss, "growth MiB": rss - baseline}
         )
+    for jump in jumps:
+        result.rows.append(
+            {
+                "stage": f"jump to frame {jump['frame']:,} refused in {jump['ms']:.1f} ms",
+                "RSS MiB": jump["rss_mib"],
+                "growth MiB": jump["rss_mib"] - baseline,
+            }
+        )
+    result.summary["jumps"] = jumps
     result.notes.append(
         f"Memory per open pullback: (RSS with {wave} pullbacks open, each after {frames_per_stream} frame(s) of "
         f"{image_size} x {image_size}) - baseline, / {wave}: {per_pullback:.2f} MiB. RSS read after gc.collect(); "
         "glibc may keep freed pages, so 'returning to baseline' is judged by the growth after many ids."
     )
     return result
+
+
+def _jumps(engine: LoopbackEngine, sender, frame: np.ndarray, calib: p.Calibration) -> list[dict]:
+    """Frame 0, then each of `JUMPS`: time from sending to the `error` event, RSS after."""
+    sender.send_multipart(p.encode_frame("jumper", "pb", 0, 0, 0.0, "cartesian", calib, frame), copy=False)
+    engine.wait_for(lambda ev: any(e["kind"] == "result" for e in ev), timeout_s=600)
+    out = []
+    for seq, index in enumerate(JUMPS, start=1):
+        engine.drain()
+        t0 = time.perf_counter()
+        sender.send_multipart(p.encode_frame("jumper", "pb", seq, index, 0.0, "cartesian", calib, frame), copy=False)
+        (error,) = [
+            e
+            for e in engine.wait_for(lambda ev: any(e["kind"] == "error" for e in ev), timeout_s=600)
+            if e["kind"] == "error"
+        ]
+        out.append(
+            {"frame": index, "ms": (time.perf_counter() - t0) * 1000, "code": error["code"], "rss_mib": rss_mib()}
+        )
+    sender.send_multipart(p.encode_end(p.PullbackEnd("jumper", "pb")))
+    engine.wait_for(lambda ev: any(e["kind"] == "summary" for e in ev), timeout_s=600)
+    return out
