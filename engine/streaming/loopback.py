@@ -11,6 +11,7 @@ is collected in `events`, in order, and optionally handed to `on_event`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from engine.errors import InternalError
 from engine.streaming.auth import ClientKeys
 from engine.streaming.server import StreamingServer, run_in_thread
 from engine.streaming.subscriber import subscribe
+
+log = logging.getLogger(__name__)
 
 
 class LoopbackEngine:
@@ -117,3 +120,5 @@ class LoopbackEngine:
         self._stop.set()
         if self._subscriber is not None:
             self._subscriber.join(timeout=5)
+            if self._subscriber.is_alive():
+                log.error("loopback subscriber thread did not stop within 5 s")
