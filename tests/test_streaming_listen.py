@@ -23,9 +23,9 @@ def test_arc_bar_marks_the_cells_inside_each_arc() -> None:
 def test_result_line_shows_frame_position_arc_and_lesion_status() -> None:
     event = {"kind": "result", "stream": "s", "frame": 12, "position_mm": 2.4,
              "provisional": {"arcs": [[0.0, 90.0, 90.0]], "total_arc_deg": 90.0, "calcified": True},
-             "lesion": {"lesions_closed": 1, "in_lesion": True}}
+             "lesion": {"lesions_closed": 1, "in_calcium": True}}
     line = format_event(event, width=4)
-    assert line == "s    12    2.40 mm |#...|  90.0 deg  lesions 1 IN LESION"
+    assert line == "s    12    2.40 mm |#...|  90.0 deg  lesions 1 IN CALCIUM"
     assert format_event({"kind": "heartbeat"}) is None
 
 

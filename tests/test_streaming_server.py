@@ -129,7 +129,7 @@ def test_sequence_gap_is_announced_and_filled(model: Path, tmp_path: Path) -> No
     assert any(g.get("frames") == [10, 11, 12] for g in gaps)
     assert [r["frame"] for r in kinds(events, "result")] == kept
     summary = kinds(events, "summary")[0]
-    assert summary["n_frames"] == 24 and summary["filled_frames"] == [[10, 12]]
+    assert summary["n_frames"] == 24 and summary["filled_frames"] == [10, 11, 12]
     assert (summary["received"], summary["filled"], summary["complete"]) == (21, 3, False)
     journal = read_journal(Path(kinds(events, "started")[0]["journal"]))
     assert journal.filled == [10, 11, 12] and list(journal.frame_index) == list(range(24)) and journal.complete

@@ -43,7 +43,7 @@ def format_event(event: dict[str, Any], width: int = 36) -> str | None:
     if kind == "result":
         prov = event["provisional"]
         lesion = event.get("lesion", {})
-        status = "IN LESION" if lesion.get("in_lesion") else "-"
+        status = "IN CALCIUM" if lesion.get("in_calcium") else "-"
         return (
             f"{stream} {event['frame']:5d} {event['position_mm']:7.2f} mm |{arc_bar(prov['arcs'], width)}| "
             f"{prov['total_arc_deg']:5.1f} deg  lesions {lesion.get('lesions_closed', 0)} {status}"

@@ -320,7 +320,13 @@ class StreamingServer:
 
     def _heartbeat(self) -> None:
         snapshot = self.stats.snapshot()
-        body = {**self.status, **snapshot.to_dict(), "streams": self.table.streams(), "wall_ns": time.time_ns()}
+        body = {
+            **self.status,
+            **snapshot.to_dict(),
+            "frames_done": snapshot.frames_processed,  # its version-1 name, kept for existing readers
+            "streams": self.table.streams(),
+            "wall_ns": time.time_ns(),
+        }
         self.publish("heartbeat", None, body)
 
     def _prune_journals(self, now: float) -> None:

@@ -74,7 +74,7 @@ def lesion_status(tracker: LesionTracker) -> dict[str, Any]:
         "calcified_frames": tracker.calcified_frames,
         "lesions_closed": len(tracker.lesions),
         "max_arc_deg": tracker.max_arc_deg,
-        "in_lesion": tracker.open_lesion is not None,
+        "in_calcium": tracker.open_lesion is not None,  # the latest final frames lie in a lesion still open
     }
 
 
@@ -222,7 +222,7 @@ class StreamSession:
             "pullback": pullback.pullback,
             "n_frames": pullback.pipeline.frames_processed,
             **counts,
-            "filled_frames": pullback.filled_ranges,
+            "filled_frames": _expand(pullback.filled_ranges),
             "complete": reason is None and pullback.dropped == 0 and pullback.filled == 0,
             "reason": reason,
         }
@@ -235,7 +235,7 @@ class StreamSession:
         body["summary"] = output.summary.to_dict()
         if pullback.journal:
             pullback.journal.end(
-                {**body["summary"], **counts, "filled_frames": pullback.filled_ranges, "interrupted": reason}
+                {**body["summary"], **counts, "filled_frames": body["filled_frames"], "interrupted": reason}
             )
         assert tracker is not None  # the pipeline was begun in open()
         final = {
@@ -428,6 +428,11 @@ class StreamSession:
             body["prob_u8"] = p.quantize_unit(out.probability)
             body["spread_u8"] = p.quantize_unit(out.spread)
         return body
+
+
+def _expand(ranges: list[list[int]]) -> list[int]:
+    """[[first, last], ...] -> every frame index in them."""
+    return [i for first, last in ranges for i in range(first, last + 1)]
 
 
 def drop_body(message: p.FrameMessage, reason: str) -> dict[str, Any]:
