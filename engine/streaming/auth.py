@@ -28,6 +28,7 @@ from engine.errors import InputError
 
 log = logging.getLogger(__name__)
 
+_warned: list[bool] = []  # the unauthenticated warning is given once per process
 _TCP = re.compile(r"^tcp://(?:\[(?P<ip6>[^\]]+)\]|(?P<host>[^:]+)):(?P<port>[^:]+)$")
 
 
@@ -152,7 +153,7 @@ def is_loopback(address: str) -> bool:
 
 
 def check_exposure(addresses: list[str], authenticated: bool, insecure: bool) -> None:
-    """Refuse a non-loopback endpoint without authentication unless `insecure`; warn once when unauthenticated."""
+    """Refuse a non-loopback endpoint without auth unless `insecure`; warn (once a process) when unauthenticated."""
     exposed = [a for a in addresses if not is_loopback(a)]
     if exposed and not authenticated and not insecure:
         raise InputError(
@@ -160,7 +161,8 @@ def check_exposure(addresses: list[str], authenticated: bool, insecure: bool) ->
             "give --auth DIR (CURVE keys) or, knowingly, --insecure",
             source=", ".join(exposed),
         )
-    if not authenticated:
+    if not authenticated and not _warned:
+        _warned.append(True)
         where = "any host that can reach " + ", ".join(exposed) if exposed else "any local user"
         log.warning(
             "no --auth: %s can send frames to and read results from this engine (docs/protocol.md, 'Security')", where
