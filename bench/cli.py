@@ -212,6 +212,29 @@ def _stream(
     return end_to_end.run(path, model.path, backend, model.description, parsed, max_batch, threads=threads)
 
 
+@command.command(name="streams")
+@common_options
+@backend_options
+@click.option("--ids", "ids", type=click.IntRange(min=1), multiple=True,
+              help="Marks at which RSS is read (repeatable) [default: 1000, 10000].")
+@click.option("--wave", type=click.IntRange(1, 10_000), default=32, show_default=True,
+              help="Pullbacks open at once (the engine's --max-streams).")
+@click.option("--frames-per-stream", type=click.IntRange(0, 1000), default=1, show_default=True,
+              help="Frames sent on each stream before its end.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True,
+              help="Size of the frames (pixels).")
+def streams_command(options: dict, backend: str, device: str | None, threads: int | None, ids: tuple[int, ...],
+                    wave: int, frames_per_stream: int, image_size: int) -> None:
+    """Live engine memory per open pullback and over 1,000 and 10,000 stream ids opened and ended."""
+    from bench import streams  # noqa: PLC0415
+
+    model, runtime = _setup(options, backend, device, threads)
+    marks = ids or (1000, 10_000)
+    result = with_load(streams.run, runtime, model.description, marks, wave, frames_per_stream, image_size,
+                       quiet=options["quiet"])
+    finish([result], options)
+
+
 @command.command(name="all")
 @common_options
 @backend_options

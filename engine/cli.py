@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "tune-filter": ("training.tune_filter", "command", "Grid-search the post-processing window against truth."),
     "export": ("training.export", "command", "Export the fused ensemble to ONNX."),
     "serve": ("engine.streaming.cli", "command", "Run the live streaming engine over ZeroMQ."),
+    "keys": ("engine.streaming.cli", "keys_command", "Create CURVE certificate pairs for the engine and its clients."),
     "replay": ("tools.replay", "command", "Publish a recorded pullback as a live stream."),
     "listen": ("tools.listen", "command", "Subscribe to the engine's results and show arcs live."),
     "demo": ("tools.demo", "command", "End-to-end live demo on the default model and a generated pullback."),

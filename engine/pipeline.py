@@ -169,14 +169,22 @@ class CalciumPipeline:
         self._tracker = LesionTracker(spacing, s.quantify, s.findings)
         self._next = 0
 
+    @property
+    def lesion_tracker(self) -> LesionTracker | None:
+        """The running lesion state of the pullback in progress (None before `begin` and after `end`)."""
+        return self._tracker
+
     def process(self, frames: Any, first_index: int) -> list[FrameOutput]:
         """Frames `first_index ..` (Cartesian uint8 (B, H, W) or polar float32 (B, D, A)) -> outputs."""
+        mean, spread = self.infer(frames)
+        return self.process_probabilities(mean, spread, first_index)
+
+    def infer(self, frames: Any) -> tuple[Any, Any]:
+        """The pre-filter half: frames (as for `process`) -> ensemble mean and spread (B, A) on `xp`."""
         if self.runtime is None:
             raise InputError("this pipeline has no runtime; use process_probabilities")
         self._started()
-        polar = self._polar(frames)
-        mean, spread = self.runtime.infer(polar)
-        return self.process_probabilities(mean, spread, first_index)
+        return self.runtime.infer(self._polar(frames))
 
     def process_probabilities(self, mean: Any, spread: Any, first_index: int) -> list[FrameOutput]:
         """The post-inference stages: ensemble rows (B, A) of frames `first_index ..` -> outputs."""

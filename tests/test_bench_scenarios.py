@@ -91,3 +91,18 @@ def test_soak_command_writes_memory_plot(tiny, tmp_path):
     (scenario,) = _document(out)["scenarios"]
     assert scenario["plots"] == ["soak_memory.png"]
     assert (out / "soak_memory.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_streams_scenario_reports_memory_per_pullback_and_refuses_jumps(tiny):
+    from bench import streams  # noqa: PLC0415
+    from engine.runtimes import create_runtime  # noqa: PLC0415
+
+    weights, _, _ = tiny
+    runtime = create_runtime("torch", model=weights, threads=1)
+    result = streams.run(runtime, "tiny", ids=(6, 12), wave=3, image_size=64)
+    document = {"machine": {}, "scenarios": [{**result.to_dict(), "plots": []}]}  # plots: added by the report
+    found = validate.problems(document)
+    assert [problem for problem in found if not problem.startswith("machine")] == []
+    assert result.summary["open_streams_in_last_heartbeat"] == 0
+    assert {"rss_after_6_ids_mib", "rss_after_12_ids_mib", "memory_per_open_pullback_mib"} <= set(result.summary)
+    assert [(j["frame"], j["code"]) for j in result.summary["jumps"]] == [(20_000, "jump"), (20_000_000, "jump")]

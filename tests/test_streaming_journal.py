@@ -63,3 +63,28 @@ def test_not_a_journal_is_an_input_error_naming_the_file(tmp_path: Path) -> None
         read_journal(bad)
     with pytest.raises(InputError, match="not found"):
         read_journal(tmp_path / "missing")
+
+
+def test_retention_removes_only_journals_older_than_the_limit(tmp_path: Path) -> None:
+    import os  # noqa: PLC0415
+
+    from engine.streaming.journal import prune_journals  # noqa: PLC0415
+
+    old, new = journal_path(tmp_path, "s", "old"), journal_path(tmp_path, "s", "new")
+    for path in (old, new):
+        JournalWriter(path, META).close()
+    os.utime(old, (1_000_000, 1_000_000))
+    (tmp_path / "notes.txt").write_text("not a journal")
+    assert prune_journals(tmp_path, max_age_s=86_400) == 1
+    assert not old.exists() and new.exists() and (tmp_path / "notes.txt").exists()
+
+
+def test_records_reach_the_file_at_flush_and_fsync_follows_the_interval(tmp_path: Path) -> None:
+    path = journal_path(tmp_path, "s", "p")
+    writer = JournalWriter(path, META, fsync_interval_s=None)
+    size = path.stat().st_size
+    writer.rows([0], [0.0], np.zeros((1, 8), np.float32), np.zeros((1, 8), np.float32))
+    writer.flush()
+    assert path.stat().st_size > size  # visible to a reader (and to a rebuild after kill -9)
+    writer.close()
+    assert read_journal(path).frame_index.tolist() == [0]

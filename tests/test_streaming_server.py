@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -128,6 +130,7 @@ def test_sequence_gap_is_announced_and_filled(model: Path, tmp_path: Path) -> No
     assert [r["frame"] for r in kinds(events, "result")] == kept
     summary = kinds(events, "summary")[0]
     assert summary["n_frames"] == 24 and summary["filled_frames"] == [10, 11, 12]
+    assert (summary["received"], summary["filled"], summary["complete"]) == (21, 3, False)
     journal = read_journal(Path(kinds(events, "started")[0]["journal"]))
     assert journal.filled == [10, 11, 12] and list(journal.frame_index) == list(range(24)) and journal.complete
     np.testing.assert_array_equal(journal.probability[10:13], np.tile(journal.probability[9], (3, 1)))
@@ -159,7 +162,7 @@ def test_overflow_gives_a_drop_notice_for_every_frame_not_processed(model: Path,
 
 
 def test_oversized_message_is_refused_and_the_engine_stays_up(model: Path, tmp_path: Path) -> None:
-    with loopback(model, tmp_path, max_message_bytes=4096) as engine:
+    with loopback(model, tmp_path, max_frame_bytes=4096) as engine:
         big = engine.sender()
         big.send_multipart([b"frame", b"\x80", bytes(100_000)])  # over ZMQ_MAXMSGSIZE: dropped by ZeroMQ
         send_pullback(engine.sender(), [(0, FRAMES[:4])], start(n_frames=4), fps=None)
@@ -168,42 +171,75 @@ def test_oversized_message_is_refused_and_the_engine_stays_up(model: Path, tmp_p
     assert not kinds(events, "error")  # it never reached the decoder (which would have refused it with an error event)
 
 
-def test_serve_command_flushes_open_pullbacks_on_sigterm(model: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def context() -> Iterator[zmq.Context]:
+    """A ZeroMQ context whose sockets are closed (linger 0) and which is terminated after the test."""
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def serve(model: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, str]]:
+    """`ivuscal serve` in a subprocess on ephemeral loopback ports: (process, frames, results); killed at the end."""
     command = [sys.executable, "-m", "engine.cli", "serve", "--frames", "tcp://127.0.0.1:*", "--results", "tcp://127.0.0.1:*",
                "--journal-dir", str(tmp_path / "j"), "--backend", "torch", "--model", str(model), "--heartbeat", "0.1"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        line = proc.stderr.readline()
-        frames_endpoint, results_endpoint = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
-        context = zmq.Context()
-        events: list[dict] = []
-        live, stop = threading.Event(), threading.Event()
-        listener = threading.Thread(target=subscribe, args=(results_endpoint, lambda e: (events.append(e), live.set()), stop),
-                                    kwargs={"summaries": 1, "timeout_s": 60, "context": context})
-        listener.start()
-        assert live.wait(60)
-        sender = context.socket(zmq.PUSH)
-        sender.connect(frames_endpoint)
-        sender.send_multipart(p.encode_start(start()))
-        for i in range(10):
-            sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
-        for _ in range(600):  # bounded: wait until the engine has all ten frames
-            if len(kinds(list(events), "result")) == 10:
-                break
-            stop.wait(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-        listener.join(timeout=10)
-        sender.close(linger=0)
-        context.term()
+        endpoints: list[str] = []
+        while len(endpoints) < 2:  # the warning about running without --auth comes first
+            line = proc.stderr.readline()
+            assert line, "ivuscal serve exited before printing its endpoints"
+            endpoints = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
+        yield proc, endpoints[0], endpoints[1]
     finally:
         proc.kill()
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
+@pytest.fixture
+def listener(serve: tuple[subprocess.Popen, str, str], context: zmq.Context) -> Iterator[list[dict]]:
+    """Events published by the `serve` engine, collected by a subscriber thread that is stopped after the test."""
+    events: list[dict] = []
+    live, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=subscribe, args=(serve[2], lambda e: (events.append(e), live.set()), stop),
+                              kwargs={"timeout_s": 60, "context": context})
+    thread.start()
+    try:
+        assert live.wait(60), "no heartbeat from the engine"
+        yield events
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_sigterm_right_after_a_burst_accounts_for_every_frame(
+    serve: tuple[subprocess.Popen, str, str], listener: list[dict], context: zmq.Context, tmp_path: Path
+) -> None:
+    proc, frames_endpoint, _ = serve
+    sender = context.socket(zmq.PUSH)
+    sender.connect(frames_endpoint)
+    sender.send_multipart(p.encode_start(start()))
+    for i in range(len(FRAMES)):  # a burst: the signal follows before the engine has caught up
+        sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+    for _ in range(600):  # bounded: until the first result, so that the burst has reached the engine's ZeroMQ buffers
+        if kinds(list(listener), "result"):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    time.sleep(0.3)  # the last events in flight to the subscriber
+    events = list(listener)
     summary = kinds(events, "summary")[0]
-    assert (summary["stream"], summary["n_frames"], summary["complete"], summary["reason"]) == ("s1", 10, False, "engine shutdown")
+    assert (summary["stream"], summary["complete"], summary["reason"]) == ("s1", False, "engine shutdown")
+    processed = [r["frame"] for r in kinds(events, "result")]
+    dropped = [d["frame"] for d in kinds(events, "drop")]
+    assert sorted(processed + dropped) == list(range(len(FRAMES)))  # every frame: a result or one drop notice
     finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
-    assert finals == list(range(10))
-    assert len(read_journal(next((tmp_path / "j").iterdir())).probability) == 10
+    assert finals == list(range(summary["n_frames"]))
+    assert len(read_journal(next((tmp_path / "j").iterdir())).probability) == summary["n_frames"]
 
 
 def test_polar_streams_on_the_model_grid_are_processed_and_others_refused(model: Path, tmp_path: Path) -> None:
@@ -220,3 +256,82 @@ def test_polar_streams_on_the_model_grid_are_processed_and_others_refused(model:
     assert len(errors) == 2 and all("polar frames must be 32 x 64" in e["reason"] for e in errors)
     assert [r["frame"] for r in kinds(events, "result", "P")] == list(range(6))
     assert kinds(events, "summary", "P")[0]["complete"]
+
+
+def test_after_kill_9_mid_pullback_the_journal_rebuilds_every_published_frame(
+    serve: tuple[subprocess.Popen, str, str], listener: list[dict], context: zmq.Context, tmp_path: Path
+) -> None:
+    from engine.cli import main  # noqa: PLC0415
+    from engine.quantify import total_arc_deg  # noqa: PLC0415
+
+    proc, frames_endpoint, _ = serve
+    sender = context.socket(zmq.PUSH)
+    sender.connect(frames_endpoint)
+    sender.send_multipart(p.encode_start(start()))
+    for i in range(len(FRAMES)):
+        sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+    for _ in range(600):  # bounded: until well into the pullback
+        if len(kinds(list(listener), "result")) >= 20:
+            break
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: no shutdown code runs
+    proc.wait(timeout=30)
+    time.sleep(0.2)
+    results = kinds(list(listener), "result")
+    assert 20 <= len(results) and not kinds(list(listener), "summary")
+    (journal,) = (tmp_path / "j").iterdir()
+    assert main(["analyze", "--journal", str(journal), "--out", str(tmp_path / "rebuilt"), "--quiet"]) == 0
+    with np.load(tmp_path / "rebuilt" / "calcium_map.npz") as report:
+        calcium = report["calcium"]
+    assert len(calcium) >= results[-1]["frame"] + 1  # every published frame is in the journal
+    finals = [f for r in results for f in r["final"]]
+    assert finals, "some frames became final before the kill"
+    for final in finals:  # the rebuild reproduces what was published
+        assert total_arc_deg(calcium[final["frame"]]) == final["total_arc_deg"]
+
+
+def test_idle_pullback_is_closed_and_forgotten(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path, idle_timeout_s=0.5) as engine:
+        sender = engine.sender()
+        sender.send_multipart(p.encode_start(start("quiet", "pb")))
+        for i in range(3):  # then the sender goes silent
+            sender.send_multipart(p.encode_frame("quiet", "pb", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+        events = engine.wait_for_summaries(1, timeout_s=60)
+        summary = kinds(events, "summary", "quiet")[0]
+        assert (summary["n_frames"], summary["complete"], summary["reason"]) == (3, False, "idle")
+        engine.drain()
+        beat = engine.wait_for(lambda ev: bool(kinds(ev, "heartbeat")), timeout_s=10)
+        assert kinds(beat, "heartbeat")[-1]["streams"] == []  # only open streams are listed
+        assert kinds(beat, "heartbeat")[-1]["open_streams"] == 0
+
+
+def test_the_stream_after_the_limit_is_refused_with_the_limit_named(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path, max_streams=2) as engine:
+        sender = engine.sender()
+        for name in ("one", "two", "three"):
+            sender.send_multipart(p.encode_start(start(name, "pb")))
+        (error,) = kinds(engine.wait_for(lambda ev: bool(kinds(ev, "error")), timeout_s=60), "error")
+        assert error["stream"] == "three" and error["code"] == "stream_limit" and "--max-streams 2" in error["reason"]
+        sender.send_multipart(p.encode_end(p.PullbackEnd("one", "pb")))
+        sender.send_multipart(p.encode_start(start("three", "pb")))  # room again once one has ended
+        engine.wait_for(lambda ev: bool(kinds(ev, "started", "three")), timeout_s=60)
+        engine.drain()
+        beat = kinds(engine.wait_for(lambda ev: bool(kinds(ev, "heartbeat")), timeout_s=10), "heartbeat")[-1]
+        assert beat["streams"] == ["three", "two"] and beat["rejected"] == {"stream_limit": 1}
+
+
+def test_frames_larger_than_the_configured_limit_are_refused(model: Path, tmp_path: Path) -> None:
+    with loopback(model, tmp_path, max_frame_bytes=48 * 48 - 1) as engine:
+        sender = engine.sender()
+        sender.send_multipart(p.encode_frame("big", "pb", 0, 0, 0.0, "cartesian", CALIB, FRAMES[0]), copy=False)
+        (error,) = kinds(engine.wait_for(lambda ev: bool(kinds(ev, "error")), timeout_s=60), "error")
+    assert error["code"] == "malformed" and "exceeds 2303" in error["reason"]
+
+
+def test_engine_is_a_context_manager_that_closes_its_sockets(model: Path, tmp_path: Path) -> None:
+    server = loopback(model, tmp_path).server
+    with server:
+        server.bind()
+        pull, pub = server._pull, server._pub
+    assert pull is not None and pull.closed and pub is not None and pub.closed
+    server.close()  # idempotent

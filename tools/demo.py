@@ -22,6 +22,7 @@ from engine.cache_paths import cache_subdir
 from engine.errors import InputError
 from engine.json_output import write_json
 from engine.pipeline import PipelineSettings
+from engine.streaming.auth import ClientKeys, create_keys
 from engine.streaming.latency import engine_latency_ms, summarize_ms
 from engine.streaming.loopback import LoopbackEngine
 from engine.streaming.server import ServerConfig, create_server
@@ -46,6 +47,14 @@ def demo_pullback(n_frames: int, seed: int, image_size: int, directory: Path, qu
         click.echo(f"generating a {n_frames}-frame pullback (once; cached in {directory}) ...", err=True)
     write_pullback(path, iter_pullback(config, seed))  # truth first, then the DICOM atomically: present means complete
     return path
+
+
+def demo_keys(directory: Path) -> ClientKeys:
+    """The demo's CURVE keys in `directory`: the engine's pair and the demo client's, created when absent."""
+    for name in ("server", "demo"):
+        if not (directory / f"{name}.key_secret").is_file():
+            create_keys(directory, name)
+    return ClientKeys(directory / "server.key", directory / "demo.key_secret")
 
 
 def live_view(quiet: bool) -> Any:
@@ -83,21 +92,27 @@ def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSe
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ensemble weights (default: the shipped model).")
 @click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where the generated pullback is kept (default: the demo folder of the ivuscal cache, docs/conventions.md).")
 @click.option("--quiet", is_flag=True, help="Only the summary lines, no per-frame view.")
-def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int, model: Path | None, cache: Path | None, quiet: bool) -> None:
+@click.option("--auth", "auth_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run with CURVE authentication, keys in this folder (server and demo pairs made when absent).")
+def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int,
+            model: Path | None, cache: Path | None, quiet: bool, auth_dir: Path | None) -> None:
     """Generate a pullback, stream it live through the engine at 30 frames/s, show the arcs, write the report."""
     if image_size % 16:
         raise InputError(f"--image-size must be a multiple of 16, got {image_size}")
     pullback = demo_pullback(n_frames, seed, image_size, cache or cache_subdir("demo"), quiet)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = PipelineSettings()
-    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=out_dir / "journal", heartbeat_s=0.5)
+    keys = demo_keys(auth_dir) if auth_dir is not None else None
+    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=out_dir / "journal", heartbeat_s=0.5,
+                          auth_dir=auth_dir, server_key=auth_dir / "server.key_secret" if auth_dir else None)
     server = create_server(config, backend=backend, model=model, settings=settings, threads=threads)
     if not quiet:
         click.echo(f"engine: {server.status['backend']} {server.status['model']}; replaying {pullback.name} at {fps:g} frames/s", err=True)
     stop = threading.Event()
-    with LoopbackEngine(server, on_event=live_view(quiet)) as engine:
+    with LoopbackEngine(server, on_event=live_view(quiet), keys=keys) as engine:
         try:
-            replay_file(pullback, engine.frames_endpoint, fps, STREAM, f"demo-seed{seed}", stop=stop, context=server.context)
+            replay_file(pullback, engine.frames_endpoint, fps, STREAM, f"demo-seed{seed}",
+                        stop=stop, context=server.context, keys=keys)
             events = engine.wait_for_summaries(1, timeout_s=max(120.0, 2 * n_frames / fps))
         except KeyboardInterrupt:
             stop.set()
@@ -110,7 +125,7 @@ def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int
         "frames": ended["n_frames"],
         "results": sum(e["kind"] == "result" for e in events),
         "dropped": sum(e["kind"] == "drop" for e in events),
-        "filled": ended.get("filled_frames", []),
+        "filled": ended.get("filled", 0),
         "fps": fps,
         "engine_latency": latency,
         "backend": heartbeat["backend"],

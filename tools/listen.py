@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from engine.streaming.auth import client_keys
+from engine.streaming.cli import client_key_options
 from engine.streaming.subscriber import subscribe
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
@@ -67,7 +69,9 @@ def format_event(event: dict[str, Any], width: int = 36) -> str | None:
 @click.option("--heartbeats", is_flag=True, help="Also print heartbeats.")
 @click.option("--summaries", type=click.IntRange(1), default=None, help="Exit after this many pullback summaries.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=None, help="Exit after this many seconds without events.")
-def command(address: str, record: Path | None, stream: str | None, show_final: bool, heartbeats: bool, summaries: int | None, timeout_s: float | None) -> None:
+@client_key_options
+def command(address: str, record: Path | None, stream: str | None, show_final: bool, heartbeats: bool,
+            summaries: int | None, timeout_s: float | None, server_key: Path | None, client_key: Path | None) -> None:
     """Subscribe to the engine and print one line per frame with its calcium arcs."""
 
     def show(event: dict[str, Any]) -> None:
@@ -85,10 +89,11 @@ def command(address: str, record: Path | None, stream: str | None, show_final: b
             for final in event.get("final", []) if event.get("kind") in ("result", "final", "gap") else []:
                 click.echo(f"{event.get('stream')} {final['frame']:5d} {final['position_mm']:7.2f} mm |{arc_bar(final['arcs'])}| {final['total_arc_deg']:5.1f} deg  FINAL")
 
+    keys = client_keys(server_key, client_key)
     stop = threading.Event()
     handle = open(record, "ab") if record else None
     try:
-        subscribe(address, show, stop, handle, summaries, timeout_s)
+        subscribe(address, show, stop, handle, summaries, timeout_s, keys=keys)
     except KeyboardInterrupt:
         stop.set()
     finally:

@@ -21,6 +21,8 @@ import zmq
 
 from engine.errors import InputError
 from engine.streaming import protocol as p
+from engine.streaming.auth import ClientKeys, client_keys
+from engine.streaming.cli import client_key_options
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
@@ -95,14 +97,20 @@ def replay_file(
     chunk_frames: int = 32,
     stop: threading.Event | None = None,
     context: zmq.Context | None = None,
+    keys: ClientKeys | None = None,
 ) -> int:
-    """Replay a DICOM pullback to `address` (fps 0: the file's rate; None: as fast as possible)."""
+    """Replay a DICOM pullback to `address` (fps 0: the file's rate; None: as fast as possible).
+
+    `keys`: CURVE client keys, for an engine run with `--auth`.
+    """
     from engine.dicom import open_pullback  # pydicom only when replaying
 
     stop = stop or threading.Event()
     context = context or zmq.Context.instance()
     socket = context.socket(zmq.PUSH)
     socket.setsockopt(zmq.LINGER, 10_000)  # deliver what is queued before closing
+    if keys is not None:
+        keys.apply(socket)
     socket.connect(address)
     seq = 0
     try:
@@ -138,7 +146,9 @@ def _repeat(loop: bool, stop: threading.Event) -> Iterator[int]:
 @click.option("--pullback-id", default=None, help="Pullback id (default: random; a repeated --loop gets a new one each time).")
 @click.option("--loop", is_flag=True, help="Replay again and again until interrupted.")
 @click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True, help="Frames read from the file at a time.")
-def command(pullback_file: Path, address: str, fps: str, stream: str, pullback_id: str | None, loop: bool, chunk_frames: int) -> None:
+@client_key_options
+def command(pullback_file: Path, address: str, fps: str, stream: str, pullback_id: str | None, loop: bool,
+            chunk_frames: int, server_key: Path | None, client_key: Path | None) -> None:
     """Publish PULLBACK_FILE (DICOM) as a live frame stream: pixels and calibration only."""
     for name, value in (("--stream", stream), ("--pullback-id", pullback_id)):
         if value is not None and not p.valid_id(value):
@@ -146,5 +156,6 @@ def command(pullback_file: Path, address: str, fps: str, stream: str, pullback_i
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # finish the current frame, then send `end`
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sent = replay_file(pullback_file, address, parse_fps(fps), stream, pullback_id, loop, chunk_frames, stop)
+    keys = client_keys(server_key, client_key)
+    sent = replay_file(pullback_file, address, parse_fps(fps), stream, pullback_id, loop, chunk_frames, stop, keys=keys)
     click.echo(f"ivuscal replay: sent {sent} frames to {address}", err=True)

@@ -1,6 +1,6 @@
 """Per-pullback journal of the live engine's results, so nothing is lost without a subscriber.
 
-A journal is a file of concatenated msgpack maps, appended and flushed per processed chunk:
+A journal is a file of concatenated msgpack maps, appended per processed frame or fill:
 - `{"k": "start", "v": 1, "stream", "pullback", "layout", "shape", "dtype", "calib", "n_alines",
    "model", "settings", "t_wall_ns"}` first;
 - `{"k": "rows", "frames": [i, ...], "position_mm": [...], "prob": float32 bytes (n x A),
@@ -9,10 +9,18 @@ A journal is a file of concatenated msgpack maps, appended and flushed per proce
    frames it never processed (lost or dropped), so a rebuild reproduces the live results;
 - `{"k": "end", "summary": {...}}` when the pullback ended normally.
 `read_journal` rebuilds the probability map; the filter and quantification re-run offline on it.
+
+Durability (docs/protocol.md, 'Journal'): the engine calls `flush()` after each batch, before it
+publishes that batch's results, so every published frame is in the operating system's hands and
+survives the engine being killed (`kill -9`); `os.fsync` follows at most every `fsync_interval_s`
+(default 1 s) and at the end of the pullback, which bounds what a power loss can take.
+`prune_journals` applies the retention limit.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -23,6 +31,8 @@ import msgpack
 import numpy as np
 
 from engine.errors import InputError
+
+log = logging.getLogger(__name__)
 
 JOURNAL_VERSION = 1
 SUFFIX = ".journal.msgpack"
@@ -40,22 +50,25 @@ def journal_path(directory: Path, stream: str, pullback: str) -> Path:
 
 
 class JournalWriter:
-    """Appends one pullback's records to its journal file, flushing after each record."""
+    """Appends one pullback's records to its journal file; `flush()` hands them to the OS (and fsyncs now and then)."""
 
-    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], fsync_interval_s: float | None = 1.0) -> None:
+        """`fsync_interval_s`: at most this long between fsyncs at `flush()` (None: only at the end; 0: every flush)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync_interval_s = fsync_interval_s
         self._file: BinaryIO | None = open(self.path, "xb")
+        self._synced = time.monotonic()
         self._write({"k": "start", "v": JOURNAL_VERSION, "t_wall_ns": time.time_ns(), **meta})
+        self.flush()
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             raise ValueError(f"journal {self.path} is closed")
         self._file.write(msgpack.packb(record, use_bin_type=True))
-        self._file.flush()
 
     def rows(self, frames: list[int], position_mm: list[float], prob: np.ndarray, spread: np.ndarray, filled: str | None = None) -> None:
-        """Record a chunk of per-frame probability and spread rows (`filled`: why they were held)."""
+        """Record a chunk of per-frame probability and spread rows (`filled`: why they were filled)."""
         self._write(
             {
                 "k": "rows",
@@ -67,15 +80,44 @@ class JournalWriter:
             }
         )
 
+    def flush(self, sync: bool = False) -> None:
+        """Write buffered records to the OS; fsync too when `sync` or the fsync interval has passed."""
+        if self._file is None:
+            return
+        self._file.flush()
+        interval = self.fsync_interval_s
+        if sync or (interval is not None and time.monotonic() - self._synced >= interval):
+            os.fsync(self._file.fileno())
+            self._synced = time.monotonic()
+
     def end(self, summary: dict[str, Any]) -> None:
-        """Record the pullback summary and close the file."""
+        """Record the pullback summary, fsync and close the file."""
         self._write({"k": "end", "summary": summary})
+        self.flush(sync=True)
         self.close()
 
     def close(self) -> None:
+        """Close the file (records already written stay; an `end` record is not added)."""
         if self._file is not None:
+            self._file.flush()
             self._file.close()
             self._file = None
+
+
+def prune_journals(directory: Path, max_age_s: float, now: float | None = None) -> int:
+    """Delete journals under `directory` last written more than `max_age_s` ago; returns how many."""
+    now = time.time() if now is None else now
+    removed = 0
+    for path in Path(directory).glob(f"*{SUFFIX}"):
+        try:
+            if now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # removed meanwhile
+            continue
+    if removed:
+        log.info("journal retention: removed %d journals older than %.0f s from %s", removed, max_age_s, directory)
+    return removed
 
 
 @dataclass

@@ -11,6 +11,7 @@ is collected in `events`, in order, and optionally handed to `on_event`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,15 +20,26 @@ from typing import Any
 import zmq
 
 from engine.errors import InternalError
+from engine.streaming.auth import ClientKeys
 from engine.streaming.server import StreamingServer, run_in_thread
 from engine.streaming.subscriber import subscribe
+
+log = logging.getLogger(__name__)
 
 
 class LoopbackEngine:
     """Runs `server` in a thread and subscribes to it; a context manager that stops both."""
 
-    def __init__(self, server: StreamingServer, on_event: Callable[[dict[str, Any]], None] | None = None, ready_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: StreamingServer,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        ready_timeout_s: float = 30.0,
+        keys: ClientKeys | None = None,
+    ) -> None:
+        """`keys`: CURVE client keys for the subscriber and senders (an engine configured with auth)."""
         self.server = server
+        self.keys = keys
         self.on_event = on_event
         self.ready_timeout_s = ready_timeout_s
         self.events: list[dict[str, Any]] = []
@@ -44,7 +56,7 @@ class LoopbackEngine:
         self._subscriber = threading.Thread(
             target=subscribe,
             args=(self.results_endpoint, self._collect, self._stop),
-            kwargs={"context": self.server.context},
+            kwargs={"context": self.server.context, "keys": self.keys},
             name="ivuscal-loopback-subscriber",
             daemon=True,
         )
@@ -69,6 +81,8 @@ class LoopbackEngine:
         """A PUSH socket connected to the engine's frames endpoint (closed with the engine)."""
         socket = self.server.context.socket(zmq.PUSH)
         socket.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None:
+            self.keys.apply(socket)
         socket.connect(self.frames_endpoint)
         self._sockets.append(socket)
         return socket
@@ -85,6 +99,12 @@ class LoopbackEngine:
                 self._changed.wait(left)
             return list(self.events)
 
+    def drain(self) -> list[dict[str, Any]]:
+        """The events collected so far, which are then forgotten (long runs keep memory flat)."""
+        with self._changed:
+            events, self.events = self.events, []
+            return events
+
     def wait_for_summaries(self, n: int, timeout_s: float) -> list[dict[str, Any]]:
         return self.wait_for(lambda events: sum(e["kind"] == "summary" for e in events) >= n, timeout_s)
 
@@ -100,3 +120,5 @@ class LoopbackEngine:
         self._stop.set()
         if self._subscriber is not None:
             self._subscriber.join(timeout=5)
+            if self._subscriber.is_alive():
+                log.error("loopback subscriber thread did not stop within 5 s")

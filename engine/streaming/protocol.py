@@ -21,7 +21,7 @@ from engine.errors import InputError
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
 MAX_SIDE = 4096  # largest accepted frame dimension (rows, cols, depth or A-lines)
-MAX_FRAME_BYTES = 64 * 1024 * 1024  # pixels of one frame; ZMQ_MAXMSGSIZE is set just above this
+MAX_FRAME_BYTES = 64 * 1024 * 1024  # ceiling on one frame's pixels; the engine's limit: ServerConfig.max_frame_bytes
 LAYOUT_DTYPES = {"cartesian": ("uint8",), "polar": ("float32", "uint8")}
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -259,11 +259,11 @@ def _header_common(header: dict[str, Any]) -> tuple[str, str, str]:
     return stream, _ident(header, "pullback", source), source or f"stream {stream!r}"
 
 
-def _pixels(part: Any, shape: tuple[int, int], dtype: str, source: str) -> np.ndarray:
+def _pixels(part: Any, shape: tuple[int, int], dtype: str, source: str, max_frame_bytes: int) -> np.ndarray:
     view = _buffer(part)
     expected = shape[0] * shape[1] * np.dtype(dtype).itemsize
-    if expected > MAX_FRAME_BYTES:
-        raise ProtocolError(f"frame of {expected} bytes exceeds {MAX_FRAME_BYTES}", source=source)
+    if expected > max_frame_bytes:
+        raise ProtocolError(f"frame of {expected} bytes exceeds {max_frame_bytes}", source=source)
     if view.nbytes != expected:
         raise ProtocolError(f"pixel buffer has {view.nbytes} bytes, shape {list(shape)} {dtype} needs {expected}", source=source)
     pixels = np.frombuffer(view, dtype=dtype).reshape(shape)
@@ -272,7 +272,7 @@ def _pixels(part: Any, shape: tuple[int, int], dtype: str, source: str) -> np.nd
     return pixels
 
 
-def decode_inbound(parts: list[Any]) -> Inbound:
+def decode_inbound(parts: list[Any], max_frame_bytes: int = MAX_FRAME_BYTES) -> Inbound:
     """Decode and validate one inbound multipart message; raises `ProtocolError`."""
     if not parts:
         raise ProtocolError("empty message")
@@ -298,7 +298,7 @@ def decode_inbound(parts: list[Any]) -> Inbound:
         t_acq=_finite(_field(header, "t_acq", source), "t_acq", source),
         layout=layout,
         calibration=calibration,
-        pixels=_pixels(parts[2], shape, dtype, source),
+        pixels=_pixels(parts[2], shape, dtype, source, max_frame_bytes),
     )
 
 

@@ -1,30 +1,59 @@
-"""One stream's state in the live engine: its current pullback, pipeline and journal.
+"""One stream's open pullback in the live engine: frame admission, inference batches, fills, summary.
 
-A `StreamSession` turns decoded messages into events (`(kind, body)` pairs, docs/protocol.md)
-and knows nothing of sockets. The processing is the shared `engine.pipeline.CalciumPipeline`.
-Frames must come in frame order; a frame index that skips ahead (lost or dropped frames) is
-announced by a `gap` event and the missing frames are filled by holding the last processed
-frame's probabilities (no inference), so that the filter and lesion tracking stay aligned.
-A frame of a new pullback id ends the current pullback and starts the new one.
+A `StreamSession` lives while its stream has a pullback open (`engine.streaming.streams` frees it
+when the pullback ends) and knows nothing of sockets; every method returns the events to publish
+as `(kind, body)` pairs (docs/protocol.md). The processing is the shared
+`engine.pipeline.CalciumPipeline`.
+
+Admission is decided frame by frame, in arrival order: a frame is refused when its index is not
+above the last admitted one (duplicate or reordered), when it jumps more than `max_gap` frames
+ahead, or when its format or calibration differ from the pullback's. Admitted frames wait in
+`pending` (consecutive indices) until `flush()` infers them as one batch; anything else that
+publishes an event flushes first, so one stream's events come out in arrival order.
+
+Frames never received are filled so that the filter and lesion tracking stay aligned: in a gap by
+holding the last received frame's probabilities, before the first received frame by repeating
+that frame's (as the filter pads its edge). Both are announced by a `gap` event and counted.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.errors import InputError
-from engine.pipeline import CalciumPipeline, FinalFrame, FrameOutput, PullbackOutput
-from engine.quantify import total_arc_deg
+from engine.pipeline import CalciumPipeline, FinalFrame, FrameOutput
+from engine.quantify import LesionTracker, total_arc_deg
 from engine.streaming import protocol as p
 from engine.streaming.journal import JournalWriter, journal_path
 
 PipelineFactory = Callable[[], CalciumPipeline]
 Event = tuple[str, dict[str, Any]]
+
+FILL_GAP = "held the last received frame's probabilities"
+FILL_LEAD = "repeated the first received frame's probabilities (as the filter pads its edge)"
+
+
+class Refused(p.ProtocolError):
+    """A message the stream refuses; `code` is the machine-readable reason (docs/protocol.md, 'Errors')."""
+
+    def __init__(self, code: str, message: str, source: str | None = None) -> None:
+        super().__init__(message, source=source)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A frame and when it arrived (monotonic and wall clock, ns)."""
+
+    message: p.FrameMessage
+    received_ns: int
+    received_wall_ns: int
 
 
 def final_payload(frame: FinalFrame) -> dict[str, Any]:
@@ -38,73 +67,99 @@ def final_payload(frame: FinalFrame) -> dict[str, Any]:
     }
 
 
-class _Pullback:
-    """The pullback in progress on a stream."""
+def lesion_status(tracker: LesionTracker) -> dict[str, Any]:
+    """The running lesion summary as the lesion tracker holds it (its definition of a calcified frame)."""
+    return {
+        "final_frames": tracker.n_frames,
+        "calcified_frames": tracker.calcified_frames,
+        "lesions_closed": len(tracker.lesions),
+        "max_arc_deg": tracker.max_arc_deg,
+        "in_calcium": tracker.open_lesion is not None,  # the latest final frames lie in a lesion still open
+    }
 
-    def __init__(self, start: p.PullbackStart, pipeline: CalciumPipeline, journal: JournalWriter | None) -> None:
+
+def error_event(code: str, reason: str, message: p.Inbound | None = None) -> Event:
+    """An `error` event about `message` (its pullback, seq and frame when it has them)."""
+    body: dict[str, Any] = {"code": code, "reason": reason}
+    if message is not None:
+        body["pullback"] = message.pullback
+        if isinstance(message, p.FrameMessage):
+            body["seq"], body["frame"] = message.seq, message.frame_index
+    return ("error", body)
+
+
+class _Pullback:
+    """The pullback in progress: its pipeline and journal, the frames waiting for inference, its counts."""
+
+    def __init__(
+        self, start: p.PullbackStart, pipeline: CalciumPipeline, journal: JournalWriter | None, dropped: int
+    ) -> None:
         self.start = start
         self.pipeline = pipeline
         self.journal = journal
-        self.next_frame = 0
-        self.last_prob: np.ndarray | None = None
-        self.last_spread: np.ndarray | None = None
-        self.filled: list[int] = []
-        self.next_final = 0
-        self.lesions_closed = 0
-        self.calcified_final = 0
-        self.max_final_arc = 0.0
-        self.last_final_calcified = False
+        self.expected = 0  # the lowest index the next frame may have (after the pending ones)
+        self.pending: list[Arrival] = []
+        self.lead_fill = False  # fill the frames before the first received one at the next flush
+        self.last_rows: tuple[np.ndarray, np.ndarray] | None = None  # probability, spread of the last frame (A,)
+        self.received = 0
+        self.dropped = dropped
+        self.filled = 0
+        self.filled_ranges: list[list[int]] = []
 
-    def lesion_status(self) -> dict[str, Any]:
-        """The running lesion summary, from the final frames so far."""
-        return {
-            "final_frames": self.next_final,
-            "calcified_frames": self.calcified_final,
-            "lesions_closed": self.lesions_closed,
-            "max_arc_deg": self.max_final_arc,
-            "in_calcium": self.last_final_calcified,
-        }
-
-    def account(self, finals: list[FinalFrame], closed: int) -> None:
-        for frame in finals:
-            self.next_final = frame.index + 1
-            arc = max((a.extent_deg for a in frame.arcs), default=0.0)
-            self.max_final_arc = max(self.max_final_arc, arc)
-            self.calcified_final += bool(frame.arcs)
-            self.last_final_calcified = bool(frame.arcs)
-        self.lesions_closed += closed
+    @property
+    def pullback(self) -> str:
+        return self.start.pullback
 
 
 class StreamSession:
-    """Pullbacks of one stream id, one at a time; every method returns the events to publish."""
+    """The open pullback of one stream id (a new pullback id supersedes it); no sockets."""
 
-    def __init__(self, stream: str, pipeline_factory: PipelineFactory, journal_dir: Path | None, send_rows: bool = True) -> None:
+    def __init__(
+        self,
+        stream: str,
+        pipeline_factory: PipelineFactory,
+        *,
+        journal_dir: Path | None,
+        max_gap: int,
+        owner: str | None = None,
+        send_rows: bool = True,
+        journal_fsync_s: float | None = 1.0,
+    ) -> None:
         self.stream = stream
         self.pipeline_factory = pipeline_factory
         self.journal_dir = journal_dir
+        self.journal_fsync_s = journal_fsync_s
+        self.max_gap = max_gap
+        self.owner = owner  # the client key that opened the stream (None without authentication)
         self.send_rows = send_rows
         self.expected_seq: int | None = None
         self.current: _Pullback | None = None
-        self.ended: str | None = None  # the last pullback that ended, whose late frames are refused
+        self.last_seen = time.monotonic()
+        self._source = f"stream {stream!r}"
 
     # ------------------------------------------------------------------ control
 
-    def start(self, start: p.PullbackStart, received_wall_ns: int) -> list[Event]:
-        """Begin a pullback (ending the current one, if any, once the new one is known to be valid)."""
-        if self.current is not None and self.current.start.pullback == start.pullback:
-            raise p.ProtocolError(f"pullback {start.pullback!r} is already in progress", source=f"stream {self.stream!r}")
+    def open(self, start: p.PullbackStart, received_wall_ns: int, started_ns: int, dropped: int = 0) -> list[Event]:
+        """Begin pullback `start` (ending the current one as superseded once the new one is valid).
+
+        `dropped`: frames of this pullback the engine dropped before it opened. Raises `Refused`.
+        """
+        if self.current is not None and self.current.pullback == start.pullback:
+            raise Refused("in_progress", f"pullback {start.pullback!r} is already in progress", self._source)
         pipeline = self.pipeline_factory()
         spec = pipeline.runtime.spec
         if start.layout == "polar" and start.shape != (spec.n_depth, spec.n_alines):
-            raise p.ProtocolError(
-                f"polar frames must be {spec.n_depth} x {spec.n_alines} (depth x A-lines) for this model, got {list(start.shape)}",
-                source=f"stream {self.stream!r}",
+            raise Refused(
+                "format",
+                f"polar frames must be {spec.n_depth} x {spec.n_alines} (depth x A-lines) for this model, "
+                f"got {list(start.shape)}",
+                self._source,
             )
         try:
             pipeline.begin(start.calibration, start.shape if start.layout == "cartesian" else None)
         except InputError as error:
-            raise p.ProtocolError(f"cannot start pullback {start.pullback!r}: {error}", source=f"stream {self.stream!r}") from None
-        events = self.close(reason=f"superseded by pullback {start.pullback!r}") if self.current else []
+            raise Refused("format", f"cannot start pullback {start.pullback!r}: {error}", self._source) from None
+        events = self.close(f"superseded by pullback {start.pullback!r}", started_ns) if self.current else []
         journal = None
         if self.journal_dir is not None:
             meta = {
@@ -118,8 +173,9 @@ class StreamSession:
                 "model": getattr(pipeline.runtime, "model_id", ""),
                 "settings": pipeline.settings.to_dict(),
             }
-            journal = JournalWriter(journal_path(self.journal_dir, self.stream, start.pullback), meta)
-        self.current = _Pullback(start, pipeline, journal)
+            path = journal_path(self.journal_dir, self.stream, start.pullback)
+            journal = JournalWriter(path, meta, fsync_interval_s=self.journal_fsync_s)
+        self.current = _Pullback(start, pipeline, journal, dropped)
         body = {
             "pullback": start.pullback,
             "layout": start.layout,
@@ -134,150 +190,228 @@ class StreamSession:
         }
         return [*events, ("started", body)]
 
-    def end(self, end: p.PullbackEnd) -> list[Event]:
-        """End of pullback: flush the final frames and publish the summary."""
-        if self.current is None or self.current.start.pullback != end.pullback:
-            raise p.ProtocolError(f"end of pullback {end.pullback!r}, which is not in progress", source=f"stream {self.stream!r}")
-        expected = end.n_frames
-        events: list[Event] = []
-        if expected is not None and expected > self.current.next_frame:
-            events.extend(self._fill(self.current, expected, reason="frames missing at end of pullback"))
-        return [*events, *self.close(reason=None)]
+    def end(self, end: p.PullbackEnd, started_ns: int) -> list[Event]:
+        """The pullback's own `end`: fill frames missing up to `end.n_frames`, flush, summarise."""
+        current = self._current()
+        if current.pullback != end.pullback:
+            raise Refused(
+                "not_in_progress", f"end of pullback {end.pullback!r}, which is not in progress", self._source
+            )
+        events = self.flush(started_ns)
+        missing = (end.n_frames or 0) - current.expected
+        if missing > 0 and current.received:
+            if missing > self.max_gap:
+                reason = (
+                    f"end.n_frames {end.n_frames} is {missing} frames past the last received frame; "
+                    f"at most {self.max_gap} are filled (--max-gap), "
+                    f"so the pullback ends at frame {current.expected - 1}"
+                )
+                events.append(error_event("jump", reason, end))
+            else:
+                events.extend(self._fill(current, end.n_frames or 0, FILL_GAP, "frames missing at end of pullback"))
+        return [*events, *self.close(None, started_ns)]
 
-    def close(self, reason: str | None) -> list[Event]:
-        """Finish the current pullback (normally when `reason` is None, else interrupted)."""
+    def close(self, reason: str | None, started_ns: int) -> list[Event]:
+        """Finish the current pullback: by its own `end` when `reason` is None, else interrupted."""
+        events = self.flush(started_ns)
         pullback, self.current = self.current, None
         if pullback is None:
-            return []
-        self.ended = pullback.start.pullback
-        if pullback.next_frame == 0:
-            if pullback.journal:
-                pullback.journal.end({"n_frames": 0, "interrupted": reason})
-            return [("summary", {"pullback": pullback.start.pullback, "n_frames": 0, "complete": reason is None, "reason": reason})]
-        output: PullbackOutput = pullback.pipeline.end()
-        pullback.account(output.final, 0)
-        summary = output.summary.to_dict()
-        body = {
-            "pullback": pullback.start.pullback,
-            "n_frames": pullback.next_frame,
-            "filled_frames": pullback.filled,
-            "complete": reason is None,
+            return events
+        counts = {"received": pullback.received, "dropped": pullback.dropped, "filled": pullback.filled}
+        body: dict[str, Any] = {
+            "pullback": pullback.pullback,
+            "n_frames": pullback.pipeline.frames_processed,
+            **counts,
+            "filled_frames": _expand(pullback.filled_ranges),
+            "complete": reason is None and pullback.dropped == 0 and pullback.filled == 0,
             "reason": reason,
-            "summary": summary,
         }
+        if pullback.pipeline.frames_processed == 0:
+            if pullback.journal:
+                pullback.journal.end({"n_frames": 0, **counts, "interrupted": reason})
+            return [*events, ("summary", body)]
+        tracker = pullback.pipeline.lesion_tracker
+        output = pullback.pipeline.end()
+        body["summary"] = output.summary.to_dict()
         if pullback.journal:
-            pullback.journal.end({**summary, "filled_frames": pullback.filled, "interrupted": reason})
-        final = {"pullback": pullback.start.pullback, "final": [final_payload(f) for f in output.final], "lesion": pullback.lesion_status()}
-        return [("final", final), ("summary", body)]
+            pullback.journal.end(
+                {**body["summary"], **counts, "filled_frames": body["filled_frames"], "interrupted": reason}
+            )
+        assert tracker is not None  # the pipeline was begun in open()
+        final = {
+            "pullback": pullback.pullback,
+            "final": [final_payload(f) for f in output.final],
+            "lesion": lesion_status(tracker),
+        }
+        return [*events, ("final", final), ("summary", body)]
+
+    def abandon(self) -> None:
+        """Drop the pullback without a summary (after an internal failure); its journal is closed as it stands."""
+        pullback, self.current = self.current, None
+        if pullback is not None and pullback.journal is not None:
+            pullback.journal.close()
 
     # ------------------------------------------------------------------ frames
 
-    def frames(self, items: list[tuple[p.FrameMessage, int, int]], started_ns: int) -> list[Event]:
-        """Process frames (with their arrival times, ns) in order; returns results and notices.
-
-        `started_ns`: when the worker took these frames off the queue (monotonic ns).
-        """
-        events: list[Event] = []
-        batch: list[tuple[p.FrameMessage, int, int]] = []
-        for item in items:
-            message = item[0]
-            events.extend(self._sequence(message))
-            problem = self._admit(message, events)
-            if problem:
-                events.append(("error", {"pullback": message.pullback, "seq": message.seq, "frame": message.frame_index, "reason": problem}))
-                continue
-            assert self.current is not None
-            if message.frame_index != self.current.next_frame + len(batch):
-                events.extend(self._run(batch, started_ns))
-                batch = []
-                events.extend(self._fill(self.current, message.frame_index, reason="sequence gap"))
-            batch.append(item)
-        events.extend(self._run(batch, started_ns))
+    def frame(self, arrival: Arrival, started_ns: int) -> list[Event]:
+        """Admit or refuse one frame of the current pullback (same id); returns the events due now."""
+        message = arrival.message
+        current = self._current()
+        if current.pullback != message.pullback:
+            raise ValueError(f"frame of pullback {message.pullback!r} handed to pullback {current.pullback!r}")
+        events = self._sequence(message)
+        problem = self._refusal(current, message)
+        if problem is not None:
+            return [*self.flush(started_ns), *events, error_event(*problem, message)]
+        if message.frame_index > current.expected:
+            if current.received == 0:
+                current.lead_fill = True  # filled from this frame's own probabilities at the flush
+            else:
+                events = [
+                    *self.flush(started_ns),
+                    *events,
+                    *self._fill(current, message.frame_index, FILL_GAP, "frames not received"),
+                ]
+        elif events:
+            events = [*self.flush(started_ns), *events]
+        current.pending.append(arrival)
+        current.expected = message.frame_index + 1
+        current.received += 1
         return events
 
+    def drop(self, message: p.FrameMessage, reason: str, started_ns: int) -> list[Event]:
+        """A frame of the current pullback that the engine dropped: count it and say so (once)."""
+        current = self._current()
+        events = self._sequence(message)
+        current.dropped += 1
+        return [*self.flush(started_ns), *events, ("drop", drop_body(message, reason))]
+
+    def flush(self, started_ns: int) -> list[Event]:
+        """Infer the pending frames as one batch; returns their results (and the lead fill, if due)."""
+        current = self.current
+        if current is None or not current.pending:
+            return []
+        batch, current.pending = current.pending, []
+        # One frame (the usual case when keeping up) goes in as a view of the received buffer.
+        pixels = batch[0].message.pixels[None] if len(batch) == 1 else np.stack([a.message.pixels for a in batch])
+        mean, spread = current.pipeline.infer(pixels)
+        events: list[Event] = []
+        first = batch[0].message.frame_index
+        if current.lead_fill:
+            current.lead_fill = False
+            events.extend(
+                self._fill(current, first, FILL_LEAD, "frames before the first received frame", (mean[0], spread[0]))
+            )
+        inferred_ns = time.monotonic_ns()
+        # Inference is batched; the filter and tracker take one row at a time so that each result
+        # carries the lesion status as of its own final frames, whatever the batching.
+        for k, arrival in enumerate(batch):
+            (out,) = current.pipeline.process_probabilities(mean[k : k + 1], spread[k : k + 1], first + k)
+            self._journal(current, [out], None)
+            timing = {
+                "received_ns": arrival.received_ns,
+                "received_wall_ns": arrival.received_wall_ns,
+                "started_ns": started_ns,
+                "inferred_ns": inferred_ns,
+            }
+            events.append(("result", self._result(current, out, arrival.message, timing)))
+        return events
+
+    @property
+    def pending_frames(self) -> int:
+        return len(self.current.pending) if self.current else 0
+
+    def _current(self) -> _Pullback:
+        if self.current is None:
+            raise RuntimeError(f"stream {self.stream!r} has no pullback open")
+        return self.current
+
     def _sequence(self, message: p.FrameMessage) -> list[Event]:
+        """A `gap` event when `seq` does not follow the stream's previous frame message."""
         events: list[Event] = []
         if self.expected_seq is not None and message.seq != self.expected_seq:
-            events.append(("gap", {"pullback": message.pullback, "expected_seq": self.expected_seq, "seq": message.seq}))
+            events.append(
+                ("gap", {"pullback": message.pullback, "expected_seq": self.expected_seq, "seq": message.seq})
+            )
         self.expected_seq = message.seq + 1
         return events
 
-    def _admit(self, message: p.FrameMessage, events: list[Event]) -> str | None:
-        """Why this frame cannot be processed, or None; starts a pullback implied by a new id."""
-        current = self.current
-        if current is None and message.pullback == self.ended:
-            return f"pullback {message.pullback!r} has already ended"
-        if current is None or current.start.pullback != message.pullback:
-            try:
-                events.extend(self.start(message.start, time.time_ns()))
-            except p.ProtocolError as error:
-                return str(error)
-            current = self.current
-            assert current is not None
+    def _refusal(self, current: _Pullback, message: p.FrameMessage) -> tuple[str, str] | None:
+        """(code, reason) when this frame cannot be admitted, else None; constant time."""
         start = current.start
         if (message.layout, message.start.shape, str(message.pixels.dtype)) != (start.layout, start.shape, start.dtype):
-            return f"frame is {message.layout} {list(message.pixels.shape)} {message.pixels.dtype}, the pullback is {start.layout} {list(start.shape)} {start.dtype}"
+            return "format", (
+                f"frame is {message.layout} {list(message.pixels.shape)} {message.pixels.dtype}, "
+                f"the pullback is {start.layout} {list(start.shape)} {start.dtype}"
+            )
         if message.calibration != start.calibration:
-            return "frame calibration differs from the pullback's (start a new pullback to change it)"
-        if message.frame_index < current.next_frame:
-            return f"frame {message.frame_index} is out of order (next expected {current.next_frame})"
+            return "format", "frame calibration differs from the pullback's (start a new pullback to change it)"
+        if message.frame_index < current.expected:
+            return (
+                "out_of_order",
+                f"frame {message.frame_index} is a duplicate or out of order "
+                f"(next expected {current.expected} or above)",
+            )
+        jump = message.frame_index - current.expected
+        if jump > self.max_gap:
+            return "jump", (
+                f"frame {message.frame_index} would leave {jump} frames missing before it; "
+                f"at most {self.max_gap} are filled per message (--max-gap)"
+            )
         return None
 
-    def _run(self, batch: list[tuple[p.FrameMessage, int, int]], started_ns: int) -> list[Event]:
-        if not batch:
-            return []
-        current = self.current
-        assert current is not None
-        # One frame (the usual case when keeping up) goes in as a view of the received buffer.
-        pixels = batch[0][0].pixels[None] if len(batch) == 1 else np.stack([message.pixels for message, _, _ in batch])
-        outputs = current.pipeline.process(pixels, current.next_frame)
-        inferred_ns = time.monotonic_ns()
-        current.next_frame += len(outputs)
-        self._journal_rows(current, outputs)
-        events = []
-        for (message, received_ns, received_wall_ns), out in zip(batch, outputs, strict=True):
-            current.account(out.final, len(out.closed_lesions))
-            timing = {"received_ns": received_ns, "received_wall_ns": received_wall_ns, "started_ns": started_ns, "inferred_ns": inferred_ns}
-            events.append(("result", self._result(current, out, message.seq, message.t_acq, timing)))
-        return events
+    def _fill(
+        self, current: _Pullback, up_to: int, how: str, reason: str, rows: tuple[Any, Any] | None = None
+    ) -> list[Event]:
+        """Frames from the pipeline's next one to `up_to - 1` were never received: fill them with `rows`.
 
-    def _fill(self, current: _Pullback, up_to: int, reason: str) -> list[Event]:
-        """Frames `next_frame .. up_to - 1` were never processed: hold the last probabilities."""
-        missing = list(range(current.next_frame, up_to))
-        if not missing:
+        `rows` (probability, spread (A,)) default to the last received frame's.
+        """
+        first = current.pipeline.frames_processed
+        n = up_to - first
+        if n <= 0:
             return []
-        n_alines = current.pipeline.runtime.spec.n_alines
-        prob = current.last_prob if current.last_prob is not None else np.zeros(n_alines, dtype=np.float32)
-        spread = current.last_spread if current.last_spread is not None else np.zeros(n_alines, dtype=np.float32)
-        probs, spreads = np.tile(prob, (len(missing), 1)), np.tile(spread, (len(missing), 1))
-        outputs = current.pipeline.process_probabilities(probs, spreads, missing[0])
-        current.next_frame = up_to
-        current.filled.extend(missing)
-        if current.journal:
-            current.journal.rows(missing, [o.position_mm for o in outputs], probs, spreads, filled=reason)
-        finals: list[dict[str, Any]] = []
-        for out in outputs:
-            current.account(out.final, len(out.closed_lesions))
-            finals.extend(final_payload(f) for f in out.final)
-        body = {"pullback": current.start.pullback, "frames": missing, "reason": reason, "filled": "held last probabilities", "final": finals}
-        return [("gap", body)]
+        prob, spread = rows if rows is not None else current.last_rows  # type: ignore[misc]
+        xp = current.pipeline.xp
+        outputs = current.pipeline.process_probabilities(xp.tile(prob, (n, 1)), xp.tile(spread, (n, 1)), first)
+        self._journal(current, outputs, reason)
+        current.filled += n
+        current.filled_ranges.append([first, up_to - 1])
+        finals = [final_payload(f) for out in outputs for f in out.final]
+        return [
+            (
+                "gap",
+                {
+                    "pullback": current.pullback,
+                    "frames": list(range(first, up_to)),
+                    "reason": reason,
+                    "filled": how,
+                    "final": finals,
+                },
+            )
+        ]
 
-    def _journal_rows(self, current: _Pullback, outputs: list[FrameOutput]) -> None:
-        current.last_prob, current.last_spread = outputs[-1].probability, outputs[-1].spread
+    def _journal(self, current: _Pullback, outputs: list[FrameOutput], filled: str | None) -> None:
+        current.last_rows = (outputs[-1].probability, outputs[-1].spread)
         if current.journal:
             current.journal.rows(
                 [o.index for o in outputs],
                 [o.position_mm for o in outputs],
                 np.stack([o.probability for o in outputs]),
                 np.stack([o.spread for o in outputs]),
+                filled=filled,
             )
 
-    def _result(self, current: _Pullback, out: FrameOutput, seq: int, t_acq: float, timing: dict[str, int]) -> dict[str, Any]:
+    def _result(
+        self, current: _Pullback, out: FrameOutput, message: p.FrameMessage, timing: dict[str, int]
+    ) -> dict[str, Any]:
+        tracker = current.pipeline.lesion_tracker
+        assert tracker is not None and out.probability is not None and out.spread is not None
         body: dict[str, Any] = {
-            "pullback": current.start.pullback,
-            "seq": seq,
+            "pullback": current.pullback,
+            "seq": message.seq,
             "frame": out.index,
-            "t_acq": t_acq,
+            "t_acq": message.t_acq,
             "position_mm": round(out.position_mm, 6),
             "provisional": {
                 "arcs": p.arcs_payload(out.provisional_arcs),
@@ -286,7 +420,7 @@ class StreamSession:
             },
             "final": [final_payload(f) for f in out.final],
             "uncertainty": {"spread_mean": float(out.spread.mean()), "spread_max": float(out.spread.max())},
-            "lesion": current.lesion_status(),
+            "lesion": lesion_status(tracker),
             "closed_lesions": [lesion.to_dict() for lesion in out.closed_lesions],
             "t": timing,
         }
@@ -294,3 +428,13 @@ class StreamSession:
             body["prob_u8"] = p.quantize_unit(out.probability)
             body["spread_u8"] = p.quantize_unit(out.spread)
         return body
+
+
+def _expand(ranges: list[list[int]]) -> list[int]:
+    """[[first, last], ...] -> every frame index in them."""
+    return [i for first, last in ranges for i in range(first, last + 1)]
+
+
+def drop_body(message: p.FrameMessage, reason: str) -> dict[str, Any]:
+    """The body of a `drop` event: which frame of which pullback, and why."""
+    return {"pullback": message.pullback, "seq": message.seq, "frame": message.frame_index, "reason": reason}

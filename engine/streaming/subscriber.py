@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 import zmq
 
 from engine.streaming import protocol as p
+from engine.streaming.auth import ClientKeys
 
 
 def subscribe(
@@ -21,14 +22,18 @@ def subscribe(
     timeout_s: float | None = None,
     context: zmq.Context | None = None,
     ready: threading.Event | None = None,
+    keys: ClientKeys | None = None,
 ) -> int:
     """Receive events until `stop`, `summaries` pullback summaries, or `timeout_s` without events.
 
     Returns the number of events received; undecodable events are reported and skipped.
+    `keys`: CURVE client keys, for an engine run with `--auth`.
     """
     context = context or zmq.Context.instance()
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
+    if keys is not None:
+        keys.apply(socket)
     socket.setsockopt(zmq.SUBSCRIBE, b"")
     socket.connect(address)
     if ready is not None:
