@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import torch
 
@@ -190,3 +191,27 @@ def test_missing_truth_fails_before_the_analysis(pullback: Path, tmp_path: Path,
 def test_pullback_or_journal_not_both(tmp_path: Path, pullback: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert analyze(["--out", str(tmp_path)]) == 2
     assert analyze([str(pullback), "--journal", str(pullback), "--out", str(tmp_path)]) == 2
+
+
+def test_dicom_flag_writes_sr_and_presentation_state_of_the_same_analysis(
+    report: Path, pullback: Path, weights: Path, tmp_path: Path
+) -> None:
+    import highdicom as hd  # noqa: PLC0415 - only this test reads DICOM outputs
+
+    args = [str(pullback), "--out", str(tmp_path), "--model", str(weights), "--backend", "torch", "--quiet",
+            "--window-frames", "5", "--window-alines", "9", "--chunk-frames", "7", "--center", "40,40", "--dicom"]
+    assert analyze(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["lesions"] == json.loads((report / "summary.json").read_text())["lesions"]
+    sr = hd.sr.srread(tmp_path / "calcium_sr.dcm")
+    groups = sr.content.get_image_measurement_groups()
+    assert len(groups) == 1 + len(summary["lesions"])
+    with np.load(tmp_path / "calcium_map.npz") as data:
+        calcified = int(data["calcium"].any(axis=1).sum())
+    pr = pydicom.dcmread(tmp_path / "calcium_arcs_pr.dcm")
+    assert len(pr.GraphicAnnotationSequence) == calcified
+
+
+def test_dicom_flag_needs_the_pullback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert analyze(["--journal", str(tmp_path / "j.ivj"), "--out", str(tmp_path), "--dicom"]) == 2
+    assert "--dicom needs the PULLBACK" in capsys.readouterr().err

@@ -25,9 +25,19 @@ LAYER = "CALCIUM"
 ORANGE_RGB = (255, 140, 0)  # engine/report/plots.py CALCIUM_COLOUR
 
 
-def srgb_icc_profile() -> bytes:
-    """An sRGB ICC profile, which a colour presentation state must carry (PS3.3 C.11.15)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+def icc_profile_for(source: Dataset) -> bytes:
+    """The ICC profile of a colour presentation state (PS3.3 C.11.15): the source's own, else sRGB.
+
+    The standard asks for an input ('scnr') or colour-space ('spac') profile; Pillow's built-in sRGB
+    is a display ('mntr') profile, so its header's device class (bytes 12-15) is set to 'spac' and its
+    optional profile ID (bytes 84-99, MD5 over the header) cleared to zero, which means "not computed".
+    """
+    if "ICCProfile" in source:
+        return bytes(source.ICCProfile)
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[12:16] = b"spac"
+    profile[84:100] = bytes(16)
+    return bytes(profile)
 
 
 def _annotations(result: AnalysisResult, geometry: FrameGeometry, source: Dataset,
@@ -75,7 +85,7 @@ def build_presentation_state(
         "series_description": "ivuscal calcium arcs",
     }
     if is_colour(source):
-        state = hd.pr.ColorSoftcopyPresentationState(icc_profile=srgb_icc_profile(), **common)
+        state = hd.pr.ColorSoftcopyPresentationState(icc_profile=icc_profile_for(source), **common)
     else:
         state = _grayscale(source, common)
     # General Series Laterality (Type 2C, PS3.3 C.7.3.1) is needed unless the body part is known to be
