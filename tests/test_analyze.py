@@ -9,45 +9,25 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import torch
 
 from engine.cli import main
 from engine.filter import filter_map
-from engine.geometry import PolarSampler
-from engine.model.network import CalciumNet, NetConfig
-from engine.model.spec import InputSpec
-from engine.model.weights import save_ensemble
 from engine.streaming.journal import JournalWriter
 from tools.simulator import PullbackTruth, write_truth
 from tests.dicom_factory import PATIENT_ID, PATIENT_NAME, write_pullback
+from tests.tiny_model import calcium_frames, tiny_ensemble
 
-SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.1)
 N_FRAMES = 30
 
 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
-    rng = np.random.default_rng(1)
-    img = rng.integers(0, 100, (N_FRAMES, 80, 80), dtype=np.uint8)
-    rr, cc = np.mgrid[0:80, 0:80]
-    angle = np.mod(np.degrees(np.arctan2(rr - 40, cc - 40)), 360)
-    radius = np.hypot(rr - 40, cc - 40) * 0.05
-    img[8:22, (angle < 135) & (radius > 1.0) & (radius < 2.0)] = 255  # calcium-like arc, frames 8-21
-    return img
+    return calcium_frames(N_FRAMES)  # calcium-like arc on frames 8-21
 
 
 @pytest.fixture(scope="module")
 def weights(frames: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-member random ensemble, logits shifted so that about a fifth of the A-lines vote calcium."""
-    torch.manual_seed(0)
-    members = [CalciumNet(NetConfig(channels=(4, 4, 8, 8), decoder_channels=8)).eval() for _ in range(2)]
-    x = torch.from_numpy(PolarSampler((80, 80), (40.0, 40.0), (0.05, 0.05), SPEC)(frames)[:, None])
-    with torch.no_grad():
-        for m in members:
-            logits = m(x)
-            m.head.weight.div_(logits.std())
-            m.head.bias.sub_(torch.quantile(m(x), 0.8))
-    return save_ensemble(tmp_path_factory.mktemp("model") / "tiny.safetensors", members, SPEC, {"name": "tiny-test"}).path
+    return tiny_ensemble(tmp_path_factory.mktemp("model") / "tiny.safetensors", frames)
 
 
 @pytest.fixture(scope="module")
