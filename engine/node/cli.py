@@ -19,6 +19,7 @@ from engine.pipeline import PipelineSettings
 from engine.runtimes.cli_options import runtime_options
 
 DEFAULTS = ScpConfig()
+PIPELINE = PipelineSettings()
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -54,13 +55,18 @@ def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSL
               help="Seconds between attempts while the destination is down.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pullbacks analysed at the same time.")
+@click.option("--window-frames", default=PIPELINE.window_frames, show_default=True, type=int,
+              help="Filter window along frames (odd).")
+@click.option("--window-alines", default=PIPELINE.window_alines, show_default=True, type=int,
+              help="Filter window along A-lines (odd).")
 @click.option("--tls-cert", type=_FILE, default=None, help="PEM certificate: accept DICOM over TLS only.")
 @click.option("--tls-key", type=_FILE, default=None, help="PEM private key of --tls-cert.")
 @click.option("--tls-ca", type=_FILE, default=None, help="PEM CA bundle: require client certificates it signed.")
 @runtime_options
 def command(
     spool: Path, host: str, port: int, ae_title: str, allowed: tuple[str, ...], store_to: str | None, retry_s: float,
-    workers: int, tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None,
+    workers: int, window_frames: int, window_alines: int,
+    tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None,
     backend: str, model: Path | None, device: str | None, threads: int | None,
 ) -> None:
     """Run a DICOM storage node that analyses every IVUS pullback it receives (stop with Ctrl-C or SIGTERM)."""
@@ -72,7 +78,7 @@ def command(
                       tls=tls_context(tls_cert, tls_key, tls_ca)),
         destination=Destination.parse(store_to) if store_to else None,
         runtime=RuntimeChoice(backend=backend, model=model, device=device, threads=threads),
-        settings=PipelineSettings(),
+        settings=PipelineSettings(window_frames=window_frames, window_alines=window_alines),
         workers=workers,
         retry_s=retry_s,
     )
