@@ -232,3 +232,23 @@ def test_codes_agree_with_pydicom_dictionary() -> None:
     ]:
         assert (ours.value, ours.scheme_designator) == (theirs.value, theirs.scheme_designator)
         assert ours.meaning == theirs.meaning
+
+
+def test_render_pr_draws_the_presentation_states_polylines(report: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    from tools.render_pr import frame_polylines, main  # noqa: PLC0415
+
+    pr = pydicom.dcmread(report / "calcium_arcs_pr.dcm")
+    drawn = frame_polylines(pr)
+    annotated = [int(a.ReferencedImageSequence[0].ReferencedFrameNumber) for a in pr.GraphicAnnotationSequence]
+    assert sorted(drawn) == annotated
+    out = tmp_path / "arcs.png"
+    frame = min(drawn)
+    run = CliRunner().invoke(main, [str(report.parent / "pullback.dcm"), str(report / "calcium_arcs_pr.dcm"),
+                                    "--frame", str(frame), "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    orange = (rgb[..., 0] > 200) & (np.abs(rgb[..., 1] - 140) < 40) & (rgb[..., 2] < 80)
+    assert orange.sum() > 50  # the arc, in the layer's colour, on a gray frame
