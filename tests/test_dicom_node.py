@@ -210,3 +210,18 @@ def test_frames_are_analysed_as_by_analyze(node: DicomNode, pullback: Path, weig
     node_map = node.spool.report_dir(job) / "calcium_map.npz"
     with np.load(tmp_path / "cli" / "calcium_map.npz") as cli, np.load(node_map) as ours:
         np.testing.assert_array_equal(cli["calcium"], ours["calcium"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--store-to", "ORTHANC@127.0.0.1"], "AET@HOST:PORT"),
+    (["--ae-title", "A" * 17], "1 to 16 characters"),
+    (["--tls-cert", __file__], "--tls-cert and --tls-key"),
+])
+def test_bad_options_exit_2_naming_the_problem(
+    args: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main  # noqa: PLC0415
+
+    assert main(["dicom-node", "--spool", str(tmp_path / "spool"), *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err
