@@ -143,6 +143,18 @@ def _offline(
     return offline.run(path, runtime, model.ensemble, model.description, frames, baseline_frames, chunk_frames, quiet=options["quiet"])
 
 
+@command.command(name="dicom-out")
+@common_options
+@click.option("--frames", type=click.IntRange(min=1), default=3000, show_default=True, help="Frames of the pullback.")
+@click.option("--fraction", "fractions", type=click.FloatRange(0.0, 1.0), multiple=True,
+              help="Calcified fraction of the frames (repeatable) [default: 0.1, 0.3, 1.0].")
+def dicom_out_command(options: dict, frames: int, fractions: tuple[float, ...]) -> None:
+    """DICOM outputs: SR and presentation state build time and size for a long pullback."""
+    from bench import dicom_outputs  # noqa: PLC0415
+
+    finish([with_load(dicom_outputs.run, frames=frames, fractions=fractions or dicom_outputs.FRACTIONS)], options)
+
+
 @command.command(name="runtimes")
 @common_options
 @click.option("--backend", "backends", multiple=True, metavar="NAME[:DEVICE]", help="Backends to compare (repeatable) [default: onnxruntime:cpu, torch:cpu, and tensorrt:cuda, torch:cuda on a GPU].")

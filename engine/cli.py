@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "listen": ("tools.listen", "command", "Subscribe to the engine's results and show arcs live."),
     "demo": ("tools.demo", "command", "End-to-end live demo on the default model and a generated pullback."),
     "bench": ("bench.cli", "command", "Latency and throughput benchmarks."),
+    "dicom-node": ("engine.node.cli", "command", "DICOM storage node: analyse received pullbacks, send SR + arcs on."),
 }
 
 

@@ -196,3 +196,12 @@ def polar_to_cartesian(
     out = xp.empty((src.shape[0], rows * cols), dtype=np.float32)
     bilinear.apply_into(src, out)
     return out.reshape(*lead, rows, cols)
+
+
+def ring_radius_px(center_rc: tuple[float, float], radius_px: float, image_shape: tuple[int, int]) -> float:
+    """Radius (pixels) of a ring around `center_rc` drawn to show arcs: the polar grid's reach
+    `radius_px`, pulled in so that the ring and a 7 % margin stay inside an image of `image_shape`."""
+    row, col = center_rc
+    rows, cols = image_shape[:2]
+    edge = min(col, cols - 1 - col, row, rows - 1 - row)
+    return min(radius_px, max(edge, 1.0) / 1.07)

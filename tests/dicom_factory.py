@@ -84,6 +84,8 @@ def write_pullback(
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SOPClassUID = US_MULTIFRAME
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
     ds.PatientName = PATIENT_NAME
     ds.PatientID = PATIENT_ID
     ds.Modality = modality

@@ -7,46 +7,27 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
-import torch
 
 from engine.cli import main
 from engine.filter import filter_map
-from engine.geometry import PolarSampler
-from engine.model.network import CalciumNet, NetConfig
-from engine.model.spec import InputSpec
-from engine.model.weights import save_ensemble
 from engine.streaming.journal import JournalWriter
 from tests.dicom_factory import PATIENT_ID, PATIENT_NAME, write_pullback
+from tests.tiny_model import calcium_frames, tiny_ensemble
 from tools.simulator import PullbackTruth, write_truth
 
-SPEC = InputSpec(n_alines=64, n_depth=32, depth_spacing_mm=0.1)
 N_FRAMES = 30
 
 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
-    rng = np.random.default_rng(1)
-    img = rng.integers(0, 100, (N_FRAMES, 80, 80), dtype=np.uint8)
-    rr, cc = np.mgrid[0:80, 0:80]
-    angle = np.mod(np.degrees(np.arctan2(rr - 40, cc - 40)), 360)
-    radius = np.hypot(rr - 40, cc - 40) * 0.05
-    img[8:22, (angle < 135) & (radius > 1.0) & (radius < 2.0)] = 255  # calcium-like arc, frames 8-21
-    return img
+    return calcium_frames(N_FRAMES)  # calcium-like arc on frames 8-21
 
 
 @pytest.fixture(scope="module")
 def weights(frames: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-member random ensemble, logits shifted so that about a fifth of the A-lines vote calcium."""
-    torch.manual_seed(0)
-    members = [CalciumNet(NetConfig(channels=(4, 4, 8, 8), decoder_channels=8)).eval() for _ in range(2)]
-    x = torch.from_numpy(PolarSampler((80, 80), (40.0, 40.0), (0.05, 0.05), SPEC)(frames)[:, None])
-    with torch.no_grad():
-        for m in members:
-            logits = m(x)
-            m.head.weight.div_(logits.std())
-            m.head.bias.sub_(torch.quantile(m(x), 0.8))
-    return save_ensemble(tmp_path_factory.mktemp("model") / "tiny.safetensors", members, SPEC, {"name": "tiny-test"}).path
+    return tiny_ensemble(tmp_path_factory.mktemp("model") / "tiny.safetensors", frames)
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +171,27 @@ def test_missing_truth_fails_before_the_analysis(pullback: Path, tmp_path: Path,
 def test_pullback_or_journal_not_both(tmp_path: Path, pullback: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert analyze(["--out", str(tmp_path)]) == 2
     assert analyze([str(pullback), "--journal", str(pullback), "--out", str(tmp_path)]) == 2
+
+
+def test_dicom_flag_writes_sr_and_presentation_state_of_the_same_analysis(
+    report: Path, pullback: Path, weights: Path, tmp_path: Path
+) -> None:
+    import highdicom as hd  # noqa: PLC0415 - only this test reads DICOM outputs
+
+    args = [str(pullback), "--out", str(tmp_path), "--model", str(weights), "--backend", "torch", "--quiet",
+            "--window-frames", "5", "--window-alines", "9", "--chunk-frames", "7", "--center", "40,40", "--dicom"]
+    assert analyze(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["lesions"] == json.loads((report / "summary.json").read_text())["lesions"]
+    sr = hd.sr.srread(tmp_path / "calcium_sr.dcm")
+    groups = sr.content.get_image_measurement_groups()
+    assert len(groups) == 1 + len(summary["lesions"])
+    with np.load(tmp_path / "calcium_map.npz") as data:
+        calcified = int(data["calcium"].any(axis=1).sum())
+    pr = pydicom.dcmread(tmp_path / "calcium_arcs_pr.dcm")
+    assert len(pr.GraphicAnnotationSequence) == calcified
+
+
+def test_dicom_flag_needs_the_pullback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert analyze(["--journal", str(tmp_path / "j.ivj"), "--out", str(tmp_path), "--dicom"]) == 2
+    assert "--dicom needs the PULLBACK" in capsys.readouterr().err

@@ -158,6 +158,8 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
               help="Reference vessel diameter (score point if < 3.5 mm; default: not assessed).")
 @click.option("--truth", type=_FILE, default=None,
               help="Simulator truth (NAME.truth.npz): overlay it and add agreement metrics.")
+@click.option("--dicom", "dicom_outputs", is_flag=True,
+              help="Also write a DICOM SR (TID 1500) and an arc presentation state referencing PULLBACK.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no closing summary line.")
 @calibration_options
 @runtime_options
@@ -176,12 +178,15 @@ def command(
     calcified_nodule: bool | None,
     vessel_diameter_mm: float | None,
     truth: Path | None,
+    dicom_outputs: bool,
     quiet: bool,
     overrides: CalibrationOverrides | None,
 ) -> None:
     """Analyse PULLBACK (a DICOM IVUS pullback) offline and write the report to --out."""
     if (pullback is None) == (journal is None):
         raise click.UsageError("give either a PULLBACK file or --journal FILE")
+    if dicom_outputs and pullback is None:
+        raise click.UsageError("--dicom needs the PULLBACK file: the DICOM outputs reference its images")
     settings = PipelineSettings(
         window_frames=window_frames,
         window_alines=window_alines,
@@ -207,6 +212,10 @@ def command(
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
     labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data and truth else None
     summary = write_report(out_dir, result, labels, key_frames, geometry)
+    if dicom_outputs:
+        from engine.dicom_out import write_dicom_outputs  # noqa: PLC0415 - highdicom only when asked
+
+        write_dicom_outputs(out_dir, pullback, result, geometry)
     if not quiet:
         score = summary["score"]
         click.echo(

@@ -15,6 +15,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.patches import Wedge
 
 from engine.figures import save_figure
+from engine.geometry import ring_radius_px
 from engine.quantify import Arc, largest_arc_deg, max_arcs_deg
 from engine.report.result import AnalysisResult
 
@@ -99,9 +100,7 @@ def plot_key_frames(
     for ax, frame in zip(axes[0], frames, strict=False):
         ax.imshow(frame.image, cmap="gray", vmin=0, vmax=255)
         centre = (center_rc[1], center_rc[0])  # (x = col, y = row); data angles run +col -> +row
-        rows, cols = frame.image.shape[:2]
-        edge = min(centre[0], cols - 1 - centre[0], centre[1], rows - 1 - centre[1])
-        radius_px = min(radius_px, max(edge, 1.0) / 1.07)  # keep the ring inside the image
+        radius_px = ring_radius_px(center_rc, radius_px, frame.image.shape)
         for arc in frame.arcs:
             ax.add_patch(Wedge(centre, radius_px, arc.start_deg, arc.start_deg + arc.extent_deg,
                                width=radius_px * 0.12, color=CALCIUM_COLOUR, alpha=0.8))
