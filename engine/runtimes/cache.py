@@ -17,7 +17,7 @@ from engine.runtimes.onnx_export import OPSET, export_onnx, read_metadata
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1  # bump when the exported graph changes for the same weights
+EXPORT_VERSION = 2  # bump when the exported graph changes for the same weights
 
 
 def cache_dir() -> Path:

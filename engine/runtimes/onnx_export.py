@@ -28,7 +28,7 @@ import torch
 
 from engine.errors import InputError, InternalError
 from engine.model.weights import LoadedEnsemble, card_path_for, ensemble_probabilities, file_sha256
-from engine.runtimes.fused import FusedEnsemble
+from engine.runtimes.fused import LAYOUTS, FusedEnsemble
 
 OPSET = 18
 INPUT_NAME = "polar"
@@ -49,14 +49,22 @@ class OnnxExport:
     max_abs_diff: float | None  # float32 only: largest |probability - reference| on the check batch
 
 
-def export_onnx(ensemble: LoadedEnsemble, out: Path | str, *, precision: str = "fp32", opset: int = OPSET) -> OnnxExport:
-    """Write the fused ensemble of `ensemble` to `out` (atomically) and return what was written."""
+def export_onnx(
+    ensemble: LoadedEnsemble, out: Path | str, *, precision: str = "fp32", opset: int = OPSET, layout: str = "wide"
+) -> OnnxExport:
+    """Write the fused ensemble of `ensemble` to `out` (atomically) and return what was written.
+
+    `layout`: "wide" (members as grouped convolutions, the default) or "members" (one after
+    another, as trained); see engine/runtimes/fused.py.
+    """
     if precision not in PRECISIONS:
         raise InputError(f"unknown ONNX precision {precision!r} (expected one of {sorted(PRECISIONS)})")
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown ensemble layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
     out = Path(out)
     started = time.perf_counter()
-    model = _trace(ensemble, PRECISIONS[precision], opset)
-    _annotate(model, ensemble, precision)
+    model = _trace(ensemble, PRECISIONS[precision], opset, layout)
+    _annotate(model, ensemble, precision, layout)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as error:
@@ -72,8 +80,8 @@ def export_onnx(ensemble: LoadedEnsemble, out: Path | str, *, precision: str = "
     return OnnxExport(out, file_sha256(out), opset, precision, time.perf_counter() - started, max_diff)
 
 
-def _trace(ensemble: LoadedEnsemble, dtype: torch.dtype, opset: int) -> onnx.ModelProto:
-    fused = FusedEnsemble(ensemble.models, compute_dtype=dtype).eval()
+def _trace(ensemble: LoadedEnsemble, dtype: torch.dtype, opset: int, layout: str) -> onnx.ModelProto:
+    fused = FusedEnsemble(ensemble.models, compute_dtype=dtype, layout=layout).eval()
     example = torch.rand(2, ensemble.spec.n_depth, ensemble.spec.n_alines, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1)
     exporter_log = logging.getLogger("torch.onnx")
@@ -102,7 +110,7 @@ def _trace(ensemble: LoadedEnsemble, dtype: torch.dtype, opset: int) -> onnx.Mod
     return program.model_proto  # serialised from the folded program.model
 
 
-def _annotate(model: onnx.ModelProto, ensemble: LoadedEnsemble, precision: str) -> None:
+def _annotate(model: onnx.ModelProto, ensemble: LoadedEnsemble, precision: str, layout: str) -> None:
     """Record which weights and input spec the graph was made from (ONNX metadata_props)."""
     model.producer_name = "ivuscal"
     model.doc_string = "ivuscal fused calcium ensemble: polar (B, D, A) -> probability, spread (B, A)"
@@ -112,6 +120,7 @@ def _annotate(model: onnx.ModelProto, ensemble: LoadedEnsemble, precision: str) 
         "ivuscal.n_members": str(len(ensemble.models)),
         "ivuscal.input_spec": json.dumps(ensemble.spec.to_dict()),
         "ivuscal.precision": precision,
+        "ivuscal.layout": layout,
     }
     del model.metadata_props[:]
     for key, value in meta.items():
