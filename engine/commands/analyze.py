@@ -174,6 +174,7 @@ def command(
     backend: str,
     model: Path | None,
     device: str | None,
+    precision: str | None,
     threads: int | None,
     window_frames: int,
     window_alines: int,
@@ -209,7 +210,7 @@ def command(
             raise InputError("file not found", source=str(pullback))
         from engine.runtimes import create_runtime  # noqa: PLC0415 - heavy: only when inferring
 
-        runtime = create_runtime(backend, model, device=device, threads=threads)
+        runtime = create_runtime(backend, model, device=device, threads=threads, precision=precision)
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
     labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data is not None else None
     summary = write_report(out_dir, result, labels, key_frames, geometry)

@@ -3,8 +3,8 @@
 The graph has a dynamic batch dimension: input `polar` float32 (B, D, A) in [0, 1], outputs
 `probability` and `spread` float32 (B, A). It is written with the torch.export-based exporter
 (torch 2.13's legacy TorchScript exporter mistranslates the network's negative circular-padding
-slices `x[..., -pad:]`), checked with `onnx.checker`, and, for float32, compared with the PyTorch
-reference on a fixed random batch before it is kept.
+slices `x[..., -pad:]`), checked with `onnx.checker`, and compared with the float32 PyTorch
+reference on a fixed random batch before it is kept (tolerance per precision: PARITY_TOLERANCE).
 
 Cartesian-to-polar sampling stays outside the graph (engine.geometry.PolarSampler): its maps
 depend on each pullback's image size, centre and pixel spacing, so a fused graph would have to
@@ -34,7 +34,10 @@ OPSET = 18
 INPUT_NAME = "polar"
 OUTPUT_NAMES = ("probability", "spread")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
-PARITY_TOLERANCE = 1e-4
+# Largest |probability - reference| and |spread - reference| an export may show on the check
+# batch: fp32 graphs reproduce the PyTorch ensemble to rounding (2e-6 seen); fp16 graphs (members
+# in half precision) are compared with the same float32 reference, run by ONNX Runtime on the CPU.
+PARITY_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class OnnxExport:
     opset: int
     precision: str
     seconds: float
-    max_abs_diff: float | None  # float32 only: largest |probability - reference| on the check batch
+    max_abs_diff: float  # largest |probability or spread - float32 reference| on the check batch
 
 
 def export_onnx(
@@ -73,7 +76,7 @@ def export_onnx(
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     onnx.save(model, str(partial))
     try:
-        max_diff = _check_parity(ensemble, partial) if precision == "fp32" else None
+        max_diff = _check_parity(ensemble, partial, PARITY_TOLERANCE[precision])
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
@@ -127,7 +130,7 @@ def _annotate(model: onnx.ModelProto, ensemble: LoadedEnsemble, precision: str, 
         model.metadata_props.add(key=key, value=value)
 
 
-def _check_parity(ensemble: LoadedEnsemble, path: Path) -> float:
+def _check_parity(ensemble: LoadedEnsemble, path: Path, tolerance: float) -> float:
     """Largest |probability - reference| of the graph at `path` on a fixed batch; raises over tolerance."""
     import onnxruntime as ort  # noqa: PLC0415 - only needed at export time
 
@@ -136,8 +139,8 @@ def _check_parity(ensemble: LoadedEnsemble, path: Path) -> float:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     prob, spread = session.run(list(OUTPUT_NAMES), {INPUT_NAME: polar.numpy()})
     diff = max(float(np.abs(prob - ref_prob.numpy()).max()), float(np.abs(spread - ref_spread.numpy()).max()))
-    if not diff <= PARITY_TOLERANCE:
-        raise InternalError(f"exported ONNX graph differs from the PyTorch ensemble by {diff:.2e} (> {PARITY_TOLERANCE})")
+    if not diff <= tolerance:
+        raise InternalError(f"exported ONNX graph differs from the PyTorch ensemble by {diff:.2e} (> {tolerance})")
     return diff
 
 

@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from engine.runtimes.cli_options import precision_option
 from engine.streaming.server import ServerConfig, create_server
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 @click.option("--no-journal", is_flag=True, help="Do not journal results to disk.")
 @click.option("--backend", default="auto", show_default=True, help="Inference backend (see engine/runtimes).")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ensemble weights (default: the shipped model).")
+@click.option("--device", default=None, help="'cpu', 'cuda' or 'cuda:N' (the backend's default when omitted).")
+@precision_option
 @click.option(
     "--threads",
     type=click.IntRange(1, 256),
@@ -47,6 +50,8 @@ def command(
     no_journal: bool,
     backend: str,
     model: Path | None,
+    device: str | None,
+    precision: str | None,
     threads: int,
     max_batch: int,
     queue_size: int,
@@ -64,7 +69,7 @@ def command(
         heartbeat_s=heartbeat,
         send_rows=not no_rows,
     )
-    server = create_server(config, backend=backend, model=model, threads=threads)
+    server = create_server(config, backend=backend, model=model, threads=threads, device=device, precision=precision)
     frames_endpoint, results_endpoint = server.bind()
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
@@ -73,6 +78,7 @@ def command(
 
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
-    click.echo(f"ivuscal serve: frames in {frames_endpoint} ({'connect' if connect_frames else 'bind'}), results out {results_endpoint}; {server.status['backend']} {server.status['model']}", err=True)
+    click.echo(f"ivuscal serve: frames in {frames_endpoint} ({'connect' if connect_frames else 'bind'}), results out {results_endpoint}; {server.status['backend']} {server.status['model']}"
+               + (f" (auto: {server.status['auto']})" if server.status.get("auto") else ""), err=True)
     server.run()
     click.echo("ivuscal serve: stopped", err=True)
