@@ -19,7 +19,7 @@ import numpy as np
 from engine.dicom import CalibrationOverrides, PullbackInfo, open_pullback
 from engine.dicom.cli_options import calibration_options
 from engine.errors import InputError
-from engine.pipeline import CalciumPipeline, FinalFrame, PipelineSettings
+from engine.pipeline import CalciumPipeline, FinalFrame, PipelineSettings, process_chunks
 from engine.progress import progress
 from engine.quantify import ClinicalFindings, QuantifySettings
 from engine.report import FrameGeometry, KeyFrameKeeper, ResultCollector, result_from_probabilities, write_report
@@ -71,9 +71,9 @@ def analyze_pullback(
         keeper = KeyFrameKeeper(info.n_frames)
         recent = RecentChunks(chunk_frames, settings.window_frames // 2)
         with progress("analyze", total=info.n_frames, quiet=quiet) as bar:
-            for start, frames in pullback.iter_chunks(chunk_frames):
+            # decode and polar sampling of the next chunks overlap inference of this one
+            for start, frames, outputs in process_chunks(pipeline, pullback.iter_chunks(chunk_frames)):
                 recent.add(start, frames)
-                outputs = pipeline.process(frames, start)
                 collector.add(outputs)
                 for out in outputs:
                     _offer(keeper, recent, out.final)
