@@ -246,8 +246,8 @@ def _chunks(frames: np.ndarray, size: int):
 
 
 def _flat(outputs: list) -> list:
-    return [(o.index, o.probability.tobytes(), o.provisional.tobytes(), [(f.index, f.calcium.tobytes()) for f in o.final])
-            for o in outputs]
+    return [(o.index, o.probability.tobytes(), o.provisional.tobytes(),
+             [(f.index, f.calcium.tobytes()) for f in o.final]) for o in outputs]
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 3])
