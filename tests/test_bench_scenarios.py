@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench import runtime_compare, soak, validate
+from bench.offline import IN_TURN, OVERLAPPED
 from engine.cli import main
 from engine.model.spec import InputSpec
 from engine.runtimes import create_runtime
@@ -46,11 +47,11 @@ def test_offline_command_compares_with_the_baseline(tiny, tmp_path):
     assert main(argv) == 0
     (scenario,) = _document(out)["scenarios"]
     passes = [row["pass"] for row in scenario["rows"]]
-    assert passes == ["ours (staged)", "ours (CalciumPipeline)", "naive baseline", "ratio ours / baseline"]
-    assert scenario["summary"]["ours (staged)"]["frames"] == 24
+    assert passes == [IN_TURN, OVERLAPPED, "naive baseline", "ratio ours / baseline"]
+    assert scenario["summary"][IN_TURN]["frames"] == 24 and scenario["summary"][OVERLAPPED]["frames"] == 24
     assert scenario["summary"]["naive baseline"]["frames"] == 16
-    assert set(scenario["summary"]["ours (staged)"]["stage_seconds"]) == {"decode", "polar", "inference", "filter", "quantify"}
-    assert scenario["summary"]["ratios_to_baseline"]["frames_per_s (CalciumPipeline)"] > 0
+    assert set(scenario["summary"][IN_TURN]["stage_seconds"]) == {"decode", "polar", "inference", "filter", "quantify"}
+    assert scenario["summary"]["ratios_to_baseline"]["frames_per_s (overlapped, as analyze)"] > 0
     assert scenario["summary"]["naive per-frame latency ms"]["n"] == 16
     assert (out / "offline_latency_cdf.png").is_file()
     assert "| ratio ours / baseline |" in (out / "results.md").read_text()
