@@ -148,19 +148,25 @@ def _offline(
 @click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, help="Batch sizes (repeatable) [default: 1, 8, 32].")
 @click.option("--frames", type=click.IntRange(min=1), default=64, show_default=True, help="Frames timed per backend and batch size.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the CPU backends and the eager baseline (default: each one's own).")
-def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None) -> None:
+@click.option("--levers", is_flag=True,
+              help="Add batch-1 rows for the CPU speed levers (graph layout, threads, speed architecture).")
+def runtimes_command(
+    options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None, levers: bool
+) -> None:
     """Inference runtimes on the same frames, batch 1 and batched, against PyTorch eager."""
-    finish([with_load(_runtimes, options, backends, batches, frames, threads)], options)
+    finish([with_load(_runtimes, options, backends, batches, frames, threads, levers)], options)
 
 
 def _runtimes(
-    options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None = None
+    options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None = None,
+    levers: bool = False,
 ) -> ScenarioResult:
     from bench import runtime_compare  # noqa: PLC0415
 
     model, _ = _setup(options, None)
     pairs = tuple((name, device or None) for name, _, device in (b.partition(":") for b in backends)) or None
-    return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames, threads)
+    return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames, threads,
+                               levers)
 
 
 @command.command(name="soak")
@@ -189,16 +195,21 @@ def soak_command(options: dict, backend: str, device: str | None, threads: int |
 @click.option("--rate", "rates", multiple=True, metavar="FPS|max", help="Replay rates (repeatable) [default: 30, 60, max].")
 @click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True, help="The engine's --max-batch.")
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-def stream_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, rates: tuple[str, ...], max_batch: int, image_size: int) -> None:
+@click.option("--hog", is_flag=True, help="Replay 30 and 60 fps again with a CPU hog busy on one core beside the engine.")
+def stream_command(
+    options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int,
+    rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool,
+) -> None:
     """End to end over ZeroMQ: ivuscal serve in a child process, replayed at 30/60 fps and max."""
     if device is not None:
         raise click.BadParameter("ivuscal serve runs its backend's default device", param_hint="--device")
-    finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size)], options)
+    finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size, hog)],
+           options)
 
 
 def _stream(
     options: dict, backend: str, threads: int | None, pullback: Path | None,
-    frames: int, rates: tuple[str, ...], max_batch: int, image_size: int,
+    frames: int, rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool = False,
 ) -> ScenarioResult:
     from bench import end_to_end  # noqa: PLC0415
     from tools.replay import parse_fps  # noqa: PLC0415
@@ -208,7 +219,9 @@ def _stream(
         raise click.BadParameter("give a number of frames per second or 'max'", param_hint="--rate")
     path = _pullback(options, pullback, frames, image_size)
     model, _ = _setup(options, None)
-    return end_to_end.run(path, model.path, backend, model.description, parsed, max_batch, threads=threads)
+    hog_rates = end_to_end.HOG_RATES if hog else ()
+    return end_to_end.run(path, model.path, backend, model.description, parsed, max_batch, threads=threads,
+                          hog_rates=hog_rates)
 
 
 @command.command(name="all")
@@ -220,14 +233,18 @@ def _stream(
 @click.option("--stream-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames replayed per rate over ZeroMQ.")
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
 def all_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, stream_frames: int, image_size: int) -> None:
-    """Every scenario with its defaults (the soak excepted: run `ivuscal bench soak`)."""
+    """Every scenario (the soak excepted: `ivuscal bench soak`), with the CPU-hog stream runs and the speed levers.
+
+    This is the one command that regenerates the tables of docs/benchmarks.md:
+    `ivuscal bench all --threads 1 --out docs/img/bench`.
+    """
     from bench import filter_speed  # noqa: PLC0415
     from bench.headline import headline  # noqa: PLC0415
 
     results = [
-        with_load(_stream, options, backend, threads, pullback, stream_frames, (), 8, image_size),
+        with_load(_stream, options, backend, threads, pullback, stream_frames, (), 8, image_size, True),
         with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size, 32),
-        with_load(_runtimes, options, (), (), 64, threads),
+        with_load(_runtimes, options, (), (), 64, threads, True),
         with_load(filter_speed.run),
     ]
     summary = headline(results)

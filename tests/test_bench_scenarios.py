@@ -71,6 +71,16 @@ def test_runtimes_rows_or_reasons_for_every_backend(tiny):
         assert row["call p50 ms"] <= row["call p99 ms"]
 
 
+@pytest.mark.slow
+def test_runtimes_levers_time_each_cpu_lever_at_batch_1(tiny, model_cache):
+    _, ensemble, _ = tiny
+    result = runtime_compare.run(ensemble, "tiny", (("onnxruntime", "cpu"),), batches=(1,), frames=3, levers=True)
+    levers = [row for row in result.rows if row["runtime"].startswith("lever: ")]
+    assert len(levers) == 4 and all(row["batch"] == 1 and row["frames/s"] > 0 for row in levers)
+    assert any("members in turn" in row["runtime"] for row in levers)
+    assert any("speed architecture" in row["runtime"] for row in levers)
+
+
 def test_soak_samples_memory_over_consecutive_pullbacks(tiny, tmp_path):
     _, ensemble, pullback = tiny
     runtime = create_runtime("torch", model=ensemble, device="cpu")

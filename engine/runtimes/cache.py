@@ -39,17 +39,21 @@ def cache_subdir(name: str) -> Path:
     return folder
 
 
-def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32") -> Path:
-    """An ONNX graph of `ensemble` at `precision`, exporting it into the cache on first use."""
-    card_graph = _card_graph(ensemble, precision)
+def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32", layout: str = "wide") -> Path:
+    """An ONNX graph of `ensemble` at `precision`, exporting it into the cache on first use.
+
+    `layout="members"` (the members one after another; benchmarks only) is never the card's graph.
+    """
+    card_graph = _card_graph(ensemble, precision) if layout == "wide" else None
     if card_graph is not None:
         return card_graph
     key = ensemble.sha256 or "unhashed"
-    path = cache_subdir("onnx") / f"{key}-{precision}-opset{OPSET}-v{EXPORT_VERSION}.onnx"
+    suffix = "" if layout == "wide" else f"-{layout}"
+    path = cache_subdir("onnx") / f"{key}-{precision}-opset{OPSET}-v{EXPORT_VERSION}{suffix}.onnx"
     if path.is_file() and _made_from(path, ensemble):
         return path
-    log.info("exporting %s (%s) to %s", ensemble.model_id, precision, path)
-    return export_onnx(ensemble, path, precision=precision).path
+    log.info("exporting %s (%s, %s) to %s", ensemble.model_id, precision, layout, path)
+    return export_onnx(ensemble, path, precision=precision, layout=layout).path
 
 
 def _card_graph(ensemble: LoadedEnsemble, precision: str) -> Path | None:
