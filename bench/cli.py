@@ -201,15 +201,13 @@ def stream_command(
     rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool,
 ) -> None:
     """End to end over ZeroMQ: ivuscal serve in a child process, replayed at 30/60 fps and max."""
-    if device is not None:
-        raise click.BadParameter("ivuscal serve runs its backend's default device", param_hint="--device")
-    finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size, hog)],
+    finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size, hog, device)],
            options)
 
 
 def _stream(
     options: dict, backend: str, threads: int | None, pullback: Path | None,
-    frames: int, rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool = False,
+    frames: int, rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool = False, device: str | None = None,
 ) -> ScenarioResult:
     from bench import end_to_end  # noqa: PLC0415
     from tools.replay import parse_fps  # noqa: PLC0415
@@ -221,7 +219,7 @@ def _stream(
     model, _ = _setup(options, None)
     hog_rates = end_to_end.HOG_RATES if hog else ()
     return end_to_end.run(path, model.path, backend, model.description, parsed, max_batch, threads=threads,
-                          hog_rates=hog_rates)
+                          hog_rates=hog_rates, device=device)
 
 
 @command.command(name="all")

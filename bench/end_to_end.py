@@ -102,7 +102,8 @@ class Collector:
 class ServeProcess:
     """`ivuscal serve` in a child process on two free loopback ports; stopped with SIGTERM."""
 
-    def __init__(self, backend: str, weights: Path, workdir: Path, max_batch: int = 8, threads: int | None = None) -> None:
+    def __init__(self, backend: str, weights: Path, workdir: Path, max_batch: int = 8, threads: int | None = None,
+                 device: str | None = None) -> None:
         self.frames_address = f"tcp://127.0.0.1:{free_port()}"
         self.results_address = f"tcp://127.0.0.1:{free_port()}"
         self.log_path = workdir / "serve.log"
@@ -111,7 +112,7 @@ class ServeProcess:
             "--frames", self.frames_address, "--results", self.results_address,
             "--journal-dir", str(workdir / "journal"), "--backend", backend, "--model", str(weights),
             "--max-batch", str(max_batch), "--heartbeat", "0.5",
-        ] + (["--threads", str(threads)] if threads else [])
+        ] + (["--threads", str(threads)] if threads else []) + (["--device", device] if device else [])
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
 
@@ -195,6 +196,7 @@ def run(
     warmup_frames: int = 10,
     startup_timeout_s: float = 300.0,
     hog_rates: tuple[float, ...] = (),
+    device: str | None = None,
 ) -> ScenarioResult:
     """Start the engine, replay `path` once per rate, and summarise each run.
 
@@ -210,7 +212,7 @@ def run(
     stop = threading.Event()
     runs: list[RateRun] = []
     with tempfile.TemporaryDirectory(prefix="ivuscal-bench-serve-") as workdir:
-        serve = ServeProcess(backend, weights, Path(workdir), max_batch, threads)
+        serve = ServeProcess(backend, weights, Path(workdir), max_batch, threads, device)
         listener = threading.Thread(target=subscribe, args=(serve.results_address, collector, stop), kwargs={"context": context}, daemon=True)
         listener.start()
         try:

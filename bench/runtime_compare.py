@@ -130,7 +130,7 @@ def _cpu_levers(
         cases = [
             ("members in turn (graph before issue 15)", ensemble, "members", 1),
             ("wide grouped graph (default)", ensemble, "wide", 1),
-            ("wide grouped graph, 2 threads", ensemble, "wide", 2),
+            ("wide grouped graph", ensemble, "wide", 2),
             (f"wide, speed architecture {SPEED_CONFIG.channels}/{SPEED_CONFIG.decoder_channels}, random weights",
              speed_net, "wide", 1),
         ]

@@ -50,6 +50,16 @@ def test_stream_names_the_servers_complaint_about_its_backend(tmp_path, capsys):
     assert "no-such-backend" in capsys.readouterr().err
 
 
+def test_stream_passes_the_device_to_the_server(tmp_path, capsys):
+    """`--device` reaches `ivuscal serve`: ONNX Runtime refuses CUDA there, and the bench says so."""
+    weights = random_ensemble(tmp_path / "tiny.safetensors", n_members=1, spec=InputSpec(64, 32, 0.04)).path
+    pullback = write_pullback(tmp_path / "tiny.dcm", ivus_frames(16, 64, 64), pixel_spacing_mm=0.04)
+    argv = ["bench", "stream", "--pullback", str(pullback), "--weights", str(weights), "--backend", "onnxruntime",
+            "--device", "cuda", "--rate", "max", "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 2
+    assert "runs on the CPU" in capsys.readouterr().err
+
+
 def test_cpu_hog_is_pinned_busy_and_stopped():
     import os
     import time
