@@ -150,7 +150,7 @@ def _offline(
               help="Calcified fraction of the frames (repeatable) [default: 0.1, 0.3, 1.0].")
 def dicom_out_command(options: dict, frames: int, fractions: tuple[float, ...]) -> None:
     """DICOM outputs: SR and presentation state build time and size for a long pullback."""
-    from bench import dicom_outputs  # noqa: PLC0415
+    from bench import dicom_outputs
 
     finish([with_load(dicom_outputs.run, frames=frames, fractions=fractions or dicom_outputs.FRACTIONS)], options)
 
@@ -161,19 +161,25 @@ def dicom_out_command(options: dict, frames: int, fractions: tuple[float, ...]) 
 @click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, help="Batch sizes (repeatable) [default: 1, 8, 32].")
 @click.option("--frames", type=click.IntRange(min=1), default=64, show_default=True, help="Frames timed per backend and batch size.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the CPU backends and the eager baseline (default: each one's own).")
-def runtimes_command(options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None) -> None:
+@click.option("--levers", is_flag=True,
+              help="Add batch-1 rows for the CPU speed levers (graph layout, threads, speed architecture).")
+def runtimes_command(
+    options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None, levers: bool
+) -> None:
     """Inference runtimes on the same frames, batch 1 and batched, against PyTorch eager."""
-    finish([with_load(_runtimes, options, backends, batches, frames, threads)], options)
+    finish([with_load(_runtimes, options, backends, batches, frames, threads, levers)], options)
 
 
 def _runtimes(
-    options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None = None
+    options: dict, backends: tuple[str, ...], batches: tuple[int, ...], frames: int, threads: int | None = None,
+    levers: bool = False,
 ) -> ScenarioResult:
     from bench import runtime_compare
 
     model, _ = _setup(options, None)
     pairs = tuple((name, device or None) for name, _, device in (b.partition(":") for b in backends)) or None
-    return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames, threads)
+    return runtime_compare.run(model.ensemble, model.description, pairs, batches or (1, 8, 32), frames, threads,
+                               levers)
 
 
 @command.command(name="soak")
@@ -202,16 +208,19 @@ def soak_command(options: dict, backend: str, device: str | None, threads: int |
 @click.option("--rate", "rates", multiple=True, metavar="FPS|max", help="Replay rates (repeatable) [default: 30, 60, max].")
 @click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True, help="The engine's --max-batch.")
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-def stream_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, rates: tuple[str, ...], max_batch: int, image_size: int) -> None:
+@click.option("--hog", is_flag=True, help="Replay 30 and 60 fps again with a CPU hog busy on one core beside the engine.")
+def stream_command(
+    options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int,
+    rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool,
+) -> None:
     """End to end over ZeroMQ: ivuscal serve in a child process, replayed at 30/60 fps and max."""
-    if device is not None:
-        raise click.BadParameter("ivuscal serve runs its backend's default device", param_hint="--device")
-    finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size)], options)
+    finish([with_load(_stream, options, backend, threads, pullback, frames, rates, max_batch, image_size, hog, device)],
+           options)
 
 
 def _stream(
     options: dict, backend: str, threads: int | None, pullback: Path | None,
-    frames: int, rates: tuple[str, ...], max_batch: int, image_size: int,
+    frames: int, rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool = False, device: str | None = None,
 ) -> ScenarioResult:
     from bench import end_to_end
     from tools.replay import parse_fps
@@ -221,7 +230,9 @@ def _stream(
         raise click.BadParameter("give a number of frames per second or 'max'", param_hint="--rate")
     path = _pullback(options, pullback, frames, image_size)
     model, _ = _setup(options, None)
-    return end_to_end.run(path, model.path, backend, model.description, parsed, max_batch, threads=threads)
+    hog_rates = end_to_end.HOG_RATES if hog else ()
+    return end_to_end.run(path, model.path, backend, model.description, parsed, max_batch, threads=threads,
+                          hog_rates=hog_rates, device=device)
 
 
 @command.command(name="streams")
@@ -238,7 +249,7 @@ def _stream(
 def streams_command(options: dict, backend: str, device: str | None, threads: int | None, ids: tuple[int, ...],
                     wave: int, frames_per_stream: int, image_size: int) -> None:
     """Live engine memory per open pullback and over 1,000 and 10,000 stream ids opened and ended."""
-    from bench import streams  # noqa: PLC0415
+    from bench import streams
 
     model, runtime = _setup(options, backend, device, threads)
     marks = ids or (1000, 10_000)
@@ -256,14 +267,18 @@ def streams_command(options: dict, backend: str, device: str | None, threads: in
 @click.option("--stream-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames replayed per rate over ZeroMQ.")
 @click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
 def all_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, stream_frames: int, image_size: int) -> None:
-    """Every scenario with its defaults (the soak excepted: run `ivuscal bench soak`)."""
+    """Every scenario (the soak excepted: `ivuscal bench soak`), with the CPU-hog stream runs and the speed levers.
+
+    This is the one command that regenerates the tables of docs/benchmarks.md:
+    `ivuscal bench all --threads 1 --out docs/img/bench`.
+    """
     from bench import filter_speed
     from bench.headline import headline
 
     results = [
-        with_load(_stream, options, backend, threads, pullback, stream_frames, (), 8, image_size),
+        with_load(_stream, options, backend, threads, pullback, stream_frames, (), 8, image_size, True),
         with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size, 32),
-        with_load(_runtimes, options, (), (), 64, threads),
+        with_load(_runtimes, options, (), (), 64, threads, True),
         with_load(filter_speed.run),
     ]
     summary = headline(results)

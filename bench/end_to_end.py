@@ -1,7 +1,9 @@
 """Scenario a: end to end over ZeroMQ on loopback, the real `ivuscal serve` in its own process.
 
 A recorded pullback is replayed (`tools.replay.replay_file`) at 30 fps, 60 fps and as fast as
-possible into the engine; a subscriber in this process receives the results. Per rate:
+possible into the engine; a subscriber in this process receives the results. With `hog_rates`
+the listed rates are replayed again with a CPU hog (bench/hog.py) busy on one core beside the
+engine, started before and killed after each such run. Per rate:
 engine-added latency (the engine's own published - received timestamps), source-to-result
 latency (subscriber receipt - the sender's acquisition stamp, one clock on loopback), sustained
 results/s, frames dropped (drop notices and frames never answered), and the server process's CPU
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from bench.hog import cpu_hog
 from bench.monitor import ResourceMonitor, ResourceUsage
 from bench.result import ScenarioResult
 from bench.stats import latency_summary, rate
@@ -36,6 +39,7 @@ from tools.replay import replay_file
 NAME = "stream"
 TITLE = "End to end over ZeroMQ (loopback): ivuscal serve + replay"
 RATES: tuple[float | None, ...] = (30.0, 60.0, None)  # None: as fast as possible
+HOG_RATES: tuple[float, ...] = (30.0, 60.0)  # replayed again beside a CPU hog with --hog
 
 
 def free_port() -> int:
@@ -98,7 +102,8 @@ class Collector:
 class ServeProcess:
     """`ivuscal serve` in a child process on two free loopback ports; stopped with SIGTERM."""
 
-    def __init__(self, backend: str, weights: Path, workdir: Path, max_batch: int = 8, threads: int | None = None) -> None:
+    def __init__(self, backend: str, weights: Path, workdir: Path, max_batch: int = 8, threads: int | None = None,
+                 device: str | None = None) -> None:
         self.frames_address = f"tcp://127.0.0.1:{free_port()}"
         self.results_address = f"tcp://127.0.0.1:{free_port()}"
         self.log_path = workdir / "serve.log"
@@ -107,7 +112,7 @@ class ServeProcess:
             "--frames", self.frames_address, "--results", self.results_address,
             "--journal-dir", str(workdir / "journal"), "--backend", backend, "--model", str(weights),
             "--max-batch", str(max_batch), "--heartbeat", "0.5",
-        ] + (["--threads", str(threads)] if threads else [])
+        ] + (["--threads", str(threads)] if threads else []) + (["--device", device] if device else [])
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
 
@@ -166,10 +171,11 @@ class RateRun:
 
 
 def replay_at(
-    serve: ServeProcess, collector: Collector, path: Path, fps: float | None, n_frames: int, context: zmq.Context, skip: int = 0
+    serve: ServeProcess, collector: Collector, path: Path, fps: float | None, n_frames: int, context: zmq.Context,
+    skip: int = 0, label_suffix: str = "",
 ) -> RateRun:
     """Replay `path` at `fps` (None: max) and wait for the pullback's summary."""
-    label = "max" if fps is None else f"{fps:g} fps"
+    label = ("max" if fps is None else f"{fps:g} fps") + label_suffix
     pullback = f"bench-{uuid.uuid4().hex[:10]}"
     with ResourceMonitor(pid=serve.pid, interval_s=0.1) as monitor:
         t0 = time.perf_counter()
@@ -189,6 +195,8 @@ def run(
     threads: int | None = None,
     warmup_frames: int = 10,
     startup_timeout_s: float = 300.0,
+    hog_rates: tuple[float, ...] = (),
+    device: str | None = None,
 ) -> ScenarioResult:
     """Start the engine, replay `path` once per rate, and summarise each run.
 
@@ -204,7 +212,7 @@ def run(
     stop = threading.Event()
     runs: list[RateRun] = []
     with tempfile.TemporaryDirectory(prefix="ivuscal-bench-serve-") as workdir:
-        serve = ServeProcess(backend, weights, Path(workdir), max_batch, threads)
+        serve = ServeProcess(backend, weights, Path(workdir), max_batch, threads, device)
         listener = threading.Thread(target=subscribe, args=(serve.results_address, collector, stop), kwargs={"context": context}, daemon=True)
         listener.start()
         try:
@@ -215,6 +223,9 @@ def run(
                     raise InternalError(f"ivuscal serve sent no heartbeat within {startup_timeout_s:.0f} s")
             for i, fps in enumerate(rates):
                 runs.append(replay_at(serve, collector, path, fps, n_frames, context, warmup_frames if i == 0 else 0))
+            for fps in hog_rates:
+                with cpu_hog(core=0):
+                    runs.append(replay_at(serve, collector, path, fps, n_frames, context, label_suffix=" + CPU hog"))
         finally:
             serve.stop()
             stop.set()
@@ -281,6 +292,10 @@ def run(
             "Queueing: received -> the worker took the batch; compute: polar, ensemble, filter, arcs of the batch "
             f"(engine.streaming.latency, shared with bench/stream_latency.py). The first {warmup_frames} results of "
             "the first run (the process's first inferences) are left out of the figures."
+        ),
+        (
+            "'+ CPU hog': the same rate with a busy-looping process pinned to core 0 beside the engine "
+            "(started before the run, killed after it)."
         ),
         (
             "Dropped: the engine's drop notices (queue full) plus frames sent but never answered. "

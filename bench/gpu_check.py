@@ -1,10 +1,15 @@
-"""One-shot GPU check for a single CUDA machine (designed for one H200, under 5 minutes).
+"""One-shot GPU check for a single CUDA machine (designed for one H200, under 4 minutes).
 
-    python -m bench.gpu_check --out gpu-check.json [--model PATH] [--no-tests]
+    python -m bench.gpu_check --out gpu-check.json [--model PATH] [--no-tests] [--budget-s 210]
+
+Runs on a bare GPU machine with Python, a CUDA build of torch, CuPy and ONNX Runtime (CPU): it
+imports neither TensorRT (used only when installed), nor pyzmq, nor pydicom, directly or through
+the engine modules it loads (tests/test_gpu_check.py runs it under an import blocker). Each
+CUDA backend is created, and so each TensorRT engine built, once.
 
 Writes JSON (rewritten after every section, so a timeout still leaves what was measured):
-- `environment`: torch, CUDA device, CuPy, TensorRT, ONNX Runtime versions;
-- `tests`: `pytest -m gpu` exit code and counts;
+- `environment`: torch, CUDA device, CuPy, TensorRT, ONNX Runtime versions, what `auto` picks;
+- `tests`: `pytest -m gpu` over the GPU test files (GPU_TEST_FILES) exit code and counts;
 - `parity`: each CUDA backend (torch fp32/fp16/bf16, TensorRT fp16/fp32 when installed) against
   the CPU onnxruntime result on the same frames: max |diff| of probability and spread, and the
   0.5 votes that differ (all, and outside the fp16 band of 2e-2 around 0.5);
@@ -13,7 +18,8 @@ Writes JSON (rewritten after every section, so a timeout still leaves what was m
   CPU pipeline, on the same uint8 frames;
 - `speed`: batch-1 latency and frames/s at larger batches for each CUDA backend, and the CPU
   onnxruntime figures of the same machine.
-Each section records its error instead of stopping the run.
+Each section records its error instead of stopping the run; sections that would start after
+`--budget-s` seconds are recorded as skipped, so the whole check stays within its time.
 """
 
 from __future__ import annotations
@@ -36,12 +42,16 @@ import numpy as np
 
 from engine.json_output import write_json
 from engine.model.weights import DEFAULT_WEIGHTS, LoadedEnsemble, load_ensemble
-from engine.runtimes import EnsembleRuntime, create_runtime
+from engine.runtimes import EnsembleRuntime, auto_choice, create_runtime
 from engine.runtimes.synthetic import random_ensemble
 from engine.xp import cupy_or_none
 
 CUDA_BACKENDS = [("torch", "fp32"), ("torch", "fp16"), ("torch", "bf16"), ("tensorrt", "fp16"), ("tensorrt", "fp32")]
 BAND = 2e-2
+# The files with gpu-marked tests; named, not collected from tests/, so that pytest imports no
+# test module that needs pyzmq or pydicom (absent on a bare GPU machine).
+GPU_TEST_FILES = ["tests/test_runtimes_gpu.py", "tests/test_pipeline.py", "tests/test_filter.py",
+                  "tests/test_geometry.py", "tests/test_quantify_arcs.py"]
 
 
 def environment() -> dict:
@@ -56,21 +66,24 @@ def environment() -> dict:
     cp = cupy_or_none()
     info["cupy"] = getattr(cp, "__version__", None)
     try:
-        import tensorrt
+        import tensorrt  # optional: reported when installed
 
         info["tensorrt"] = tensorrt.__version__
     except ImportError:
         info["tensorrt"] = None
+    info["auto_backend"], info["auto_because"] = auto_choice()
     return info
 
 
 def run_gpu_tests(timeout_s: int = 150) -> dict:
-    """`pytest -m gpu` in a subprocess; counts from its JUnit XML."""
+    """`pytest -m gpu` on GPU_TEST_FILES in a subprocess; counts from its JUnit XML."""
+    root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as folder:
         junit = Path(folder) / "junit.xml"
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", f"--junitxml={junit}"],
-                              capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
+                               f"--junitxml={junit}", *GPU_TEST_FILES],
+                              capture_output=True, text=True, timeout=timeout_s, cwd=root)
         result = {"exit_code": proc.returncode, "seconds": round(time.perf_counter() - started, 1),
                   "tail": proc.stdout[-3000:]}
         if junit.is_file():
@@ -196,8 +209,22 @@ def _host(row: Any) -> np.ndarray:
     return row.get() if hasattr(row, "get") else np.asarray(row)
 
 
-def _section(report: dict, name: str, out: Path, work: Callable[[], Any]) -> Any:
+class Budget:
+    """Seconds left of the check's time limit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+
+def _section(report: dict, name: str, out: Path, work: Callable[[], Any], budget: Budget | None = None) -> Any:
     started = time.perf_counter()
+    if budget is not None and budget.left() <= 0:
+        report[name] = {"skipped": "over the time budget (--budget-s)"}
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        return report[name]
     try:
         report[name] = work()
     except Exception as error:  # a failed section is a result, the rest still runs
@@ -211,8 +238,11 @@ def _section(report: dict, name: str, out: Path, work: Callable[[], Any]) -> Any
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("gpu-check.json"), show_default=True)
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--no-tests", is_flag=True, help="Skip the pytest -m gpu run.")
-def main(out: Path, model: Path | None, no_tests: bool) -> None:
+@click.option("--budget-s", type=click.FloatRange(min=10), default=210.0, show_default=True,
+              help="Start no section after this many seconds (the check must finish within 4 minutes).")
+def main(out: Path, model: Path | None, no_tests: bool, budget_s: float) -> None:
     """Parity, device-residency and speed of the CUDA paths; see the module docstring."""
+    budget = Budget(budget_s)
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _section(report, "environment", out, environment)
     cp = cupy_or_none()
@@ -227,20 +257,22 @@ def main(out: Path, model: Path | None, no_tests: bool) -> None:
             ensemble = load_ensemble(model)
         report["model"] = {"model_id": ensemble.model_id, "members": len(ensemble.models)}
         if not no_tests:
-            _section(report, "tests", out, run_gpu_tests)
+            _section(report, "tests", out, lambda: run_gpu_tests(timeout_s=int(max(10, min(150, budget.left() - 60)))),
+                     budget)
         polar = frames(64)
         cpu = create_runtime("onnxruntime", ensemble, device="cpu")
         reference = cpu.infer(polar)
         runtimes, created = cuda_runtimes(ensemble)
         _section(report, "backends", out, lambda: created)
-        _section(report, "parity", out, lambda: {k: compare(rt.infer(cp.asarray(polar)), reference) for k, rt in runtimes.items()})
-        _section(report, "filter", out, lambda: filter_parity(cp))
+        _section(report, "parity", out,
+                 lambda: {k: compare(rt.infer(cp.asarray(polar)), reference) for k, rt in runtimes.items()}, budget)
+        _section(report, "filter", out, lambda: filter_parity(cp), budget)
         if runtimes:
             exact = runtimes.get("torch-fp32") or next(iter(runtimes.values()))
-            _section(report, "pipeline", out, lambda: pipeline_parity(cpu, exact))
+            _section(report, "pipeline", out, lambda: pipeline_parity(cpu, exact), budget)
         batches = (1, 16, 64, 256)
         _section(report, "speed", out, lambda: {"onnxruntime-cpu": speed(cpu, (1, 16)),
-                                                **{k: speed(rt, batches) for k, rt in runtimes.items()}})
+                                                **{k: speed(rt, batches) for k, rt in runtimes.items()}}, budget)
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json(out, report)
     click.echo(f"wrote {out}")

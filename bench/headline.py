@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.offline import OVERLAPPED
 from bench.result import ScenarioResult
 from bench.stats import ratio
 
@@ -15,7 +16,7 @@ def headline(results: list[ScenarioResult]) -> ScenarioResult | None:
     rows: list[dict] = []
     offline = by_name.get("offline")
     if offline:
-        ours = offline.summary["ours (CalciumPipeline)"]["frames_per_s"]
+        ours = offline.summary[OVERLAPPED]["frames_per_s"]
         base = offline.summary["naive baseline"]["frames_per_s"]
         rows.append(_row("offline pipeline, frames/s (higher is better)", ours, base, ratio(ours, base)))
     runtimes = by_name.get("runtimes")

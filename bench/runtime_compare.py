@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -66,11 +67,12 @@ def run(
     batches: tuple[int, ...] = (1, 8, 32),
     frames: int = 64,
     threads: int | None = None,
+    levers: bool = False,
 ) -> ScenarioResult:
     """Per backend and batch size: call latency, per-frame latency and frames/s; ratios to eager.
 
     `threads` (CPU threads of every CPU backend and of the eager baseline) defaults to each
-    backend's own default.
+    backend's own default. `levers`: add batch-1 rows for the CPU speed levers (`_cpu_levers`).
     """
     backends = backends or default_backends()
     data = polar_frames(max(max(batches), 1), ensemble.spec)
@@ -105,8 +107,47 @@ def run(
             result.summary[f"{label} batch {batch}"] = {"call_ms": stats, "frames_per_s": fps, "ratio_to_eager": ratio(fps, eager_fps)}
             if batch == 1:
                 result.latencies_s[f"{label}, batch 1"] = seconds
+    if levers:
+        _cpu_levers(result, ensemble, data[:1], frames, eager_fps)
     result.notes.append("frames/s = batch / mean call time; 'x eager' = frames/s over the eager baseline's frames/s at batch 1.")
     return result
+
+
+def _cpu_levers(
+    result: ScenarioResult, ensemble: LoadedEnsemble, frame: np.ndarray, frames: int, eager_fps: float
+) -> None:
+    """Batch-1 rows for each CPU speed lever of issue 15, one after another in this run (ratios to eager)."""
+    import tempfile
+
+    from engine.model.network import SPEED_CONFIG
+    from engine.runtimes.cache import onnx_for
+    from engine.runtimes.ort_backend import OnnxRuntimeEnsemble
+    from engine.runtimes.synthetic import random_ensemble
+
+    with tempfile.TemporaryDirectory() as folder:
+        speed_net = random_ensemble(Path(folder) / "speed.safetensors", len(ensemble.models), config=SPEED_CONFIG,
+                                    spec=ensemble.spec)
+        cases = [
+            ("members in turn (graph before issue 15)", ensemble, "members", 1),
+            ("wide grouped graph (default)", ensemble, "wide", 1),
+            ("wide grouped graph", ensemble, "wide", 2),
+            (f"wide, speed architecture {SPEED_CONFIG.channels}/{SPEED_CONFIG.decoder_channels}, random weights",
+             speed_net, "wide", 1),
+        ]
+        for label, source, layout, threads in cases:
+            runtime = OnnxRuntimeEnsemble(source, onnx_for(source, "fp32", layout=layout), threads=threads)
+            seconds = time_calls(lambda runtime=runtime: runtime.infer(frame), max(frames, 3), lambda: None)
+            stats = latency_summary(seconds)
+            fps = 1e3 / stats["mean"]
+            row_label = f"lever: onnxruntime {label}, {threads} thread{'s' if threads > 1 else ''}"
+            result.rows.append(_row(row_label, "fp32", 1, stats, fps, eager_fps))
+            result.summary[row_label] = {"call_ms": stats, "frames_per_s": fps, "ratio_to_eager": ratio(fps, eager_fps)}
+    result.notes.append(
+        "Levers (batch 1, ONNX Runtime fp32, timed one after another in this run): the fused graph with the members "
+        "one after another (as shipped before issue 15) against the wide graph (grouped convolutions, "
+        "engine/runtimes/fused.py), at 1 and 2 threads, and the speed architecture (engine.model.network.SPEED_CONFIG) "
+        "with random weights: speed does not depend on the weights; it is not trained."
+    )
 
 
 def runtime_label(runtime: EnsembleRuntime) -> str:

@@ -9,7 +9,15 @@
 in order, in batches of any size (the results do not depend on the batching); `end()` flushes
 the filter and returns the last final frames and the pullback summary.
 `process_probabilities` is the post-inference half (filter + quantify), for drivers that
-already hold the ensemble's probabilities (e.g. rebuilding a report from a journal).
+already hold the ensemble's probabilities (e.g. rebuilding a report from a journal);
+`sample` + `process_polar` are `process` split after polar sampling.
+
+`process_chunks(pipeline, chunks)` is the offline driver (`ivuscal analyze`, `ivuscal bench
+offline`): a worker thread decodes the next chunks and samples them to polar while the caller's
+thread infers, filters and quantifies the current one (ONNX Runtime, NumPy's gathers and the
+decoders release the GIL), with the same outputs as calling `process` chunk by chunk.
+`CalciumPipeline(timer=...)` is the stage hook: `timer(stage)` is entered around each stage
+("polar", "inference", "filter", "quantify"), e.g. a benchmark's stage clock.
 
 Device residency: probabilities, spread and filter rows stay on the pipeline's `xp` (CuPy on a
 GPU) and arcs are found there (`run_boundaries`). Per batch, one transfer brings back the run
@@ -19,6 +27,10 @@ unless `return_rows=False`, one more brings back the probability and spread rows
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, NamedTuple, Protocol
@@ -123,13 +135,16 @@ class CalciumPipeline:
         settings: PipelineSettings | None = None,
         xp: ModuleType | None = None,
         return_rows: bool = True,
+        timer: Callable[[str], AbstractContextManager] | None = None,
     ) -> None:
         """`xp` (sampler, filter and arc arrays) defaults to the runtime's namespace, else NumPy.
 
         `return_rows=False` leaves `FrameOutput.probability` and `.spread` None, so that only arcs
-        (and the calcium rows rebuilt from them) cross from the device.
+        (and the calcium rows rebuilt from them) cross from the device. `timer(stage)` wraps each
+        stage ("polar", "inference", "filter", "quantify"; see the module docstring).
         """
         self.runtime = runtime
+        self._timer = timer or _untimed
         self.settings = settings or PipelineSettings()
         self.xp = xp if xp is not None else getattr(runtime, "xp", np)
         self.return_rows = return_rows
@@ -176,15 +191,32 @@ class CalciumPipeline:
 
     def process(self, frames: Any, first_index: int) -> list[FrameOutput]:
         """Frames `first_index ..` (Cartesian uint8 (B, H, W) or polar float32 (B, D, A)) -> outputs."""
-        mean, spread = self.infer(frames)
-        return self.process_probabilities(mean, spread, first_index)
+        return self.process_polar(self.sample(frames), first_index)
 
     def infer(self, frames: Any) -> tuple[Any, Any]:
         """The pre-filter half: frames (as for `process`) -> ensemble mean and spread (B, A) on `xp`."""
+        return self._infer_polar(self.sample(frames))
+
+    def sample(self, frames: Any) -> Any:
+        """The polar stage alone: Cartesian uint8 frames through the sampler, or polar frames checked."""
+        self._require_runtime()
+        with self._timer("polar"):
+            return self._polar(frames)
+
+    def process_polar(self, polar: Any, first_index: int) -> list[FrameOutput]:
+        """Polar float32 frames (B, D, A) from `sample` -> outputs (inference, filter, quantify)."""
+        mean, spread = self._infer_polar(polar)
+        return self.process_probabilities(mean, spread, first_index)
+
+    def _infer_polar(self, polar: Any) -> tuple[Any, Any]:
+        self._require_runtime()
+        with self._timer("inference"):
+            return self.runtime.infer(polar)
+
+    def _require_runtime(self) -> None:
         if self.runtime is None:
-            raise InputError("this pipeline has no runtime; use process_probabilities")
+            raise RuntimeError("this pipeline has no runtime; use process_probabilities")
         self._started()
-        return self.runtime.infer(self._polar(frames))
 
     def process_probabilities(self, mean: Any, spread: Any, first_index: int) -> list[FrameOutput]:
         """The post-inference stages: ensemble rows (B, A) of frames `first_index ..` -> outputs."""
@@ -196,28 +228,33 @@ class CalciumPipeline:
             )
         if first_index != self._next:
             raise InputError(f"pipeline expected frame {self._next}, got frame {first_index}")
-        steps = [filt.push(row) for row in mean]
-        finals = [pair for step in steps for pair in step.final]
-        calcium, arcs = self._to_host([step.provisional[1] for step in steps] + [row for _, row in finals])
-        rows = self._rows_to_host(mean, spread)
-        outputs, k = [], len(steps)
-        for offset, step in enumerate(steps):
-            index, n_final = first_index + offset, len(step.final)
-            final_indices = [i for i, _ in step.final]
-            final, closed = self._finalize(final_indices, calcium[k : k + n_final], arcs[k : k + n_final], tracker)
-            k += n_final
-            prob, spread_row = (rows[0, offset], rows[1, offset]) if rows is not None else (None, None)
-            outputs.append(FrameOutput(index, index * self._spacing, prob, spread_row, calcium[offset], arcs[offset], final, closed))
+        with self._timer("filter"):
+            steps = [filt.push(row) for row in mean]
+        with self._timer("quantify"):
+            finals = [pair for step in steps for pair in step.final]
+            calcium, arcs = self._to_host([step.provisional[1] for step in steps] + [row for _, row in finals])
+            rows = self._rows_to_host(mean, spread)
+            outputs, k = [], len(steps)
+            for offset, step in enumerate(steps):
+                index, n_final = first_index + offset, len(step.final)
+                final_indices = [i for i, _ in step.final]
+                final, closed = self._finalize(final_indices, calcium[k : k + n_final], arcs[k : k + n_final], tracker)
+                k += n_final
+                prob, spread_row = (rows[0, offset], rows[1, offset]) if rows is not None else (None, None)
+                outputs.append(FrameOutput(index, index * self._spacing, prob, spread_row, calcium[offset],
+                                           arcs[offset], final, closed))
         self._next += len(steps)
         return outputs
 
     def end(self) -> PullbackOutput:
         """Flush the filter (last frame repeated) and close the lesions; the pullback is done."""
         filt, tracker = self._started()
-        rows = filt.flush()
-        calcium, arcs = self._to_host([row for _, row in rows])
-        final, _ = self._finalize([i for i, _ in rows], calcium, arcs, tracker)
-        tracker.finish()
+        with self._timer("filter"):
+            rows = filt.flush()
+        with self._timer("quantify"):
+            calcium, arcs = self._to_host([row for _, row in rows])
+            final, _ = self._finalize([i for i, _ in rows], calcium, arcs, tracker)
+            tracker.finish()
         summary = tracker.summary()
         self._filter = self._tracker = None
         return PullbackOutput(final, summary)
@@ -272,3 +309,61 @@ class CalciumPipeline:
         if frames.dtype == np.uint8:
             return self.xp.asarray(frames, dtype=np.float32) / np.float32(255.0)
         return self.xp.asarray(frames, dtype=np.float32)
+
+
+def _untimed(_stage: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+_DONE = object()
+
+
+def process_chunks(
+    pipeline: CalciumPipeline, chunks: Iterable[tuple[int, Any]], prefetch: int = 2
+) -> Iterator[tuple[int, Any, list[FrameOutput]]]:
+    """Drive a begun pipeline over `(first_index, frames)` chunks in order: yields (first_index, frames, outputs).
+
+    With `prefetch` > 0 a worker thread pulls (decodes) up to `prefetch` chunks ahead and samples
+    them to polar while this thread runs inference, filter and quantify: the outputs are those of
+    `pipeline.process` chunk by chunk (`prefetch=0` does exactly that, in this thread). An error
+    in decoding or sampling is raised here, at the chunk where it happened; closing the generator
+    early stops the worker.
+    """
+    if prefetch < 0:
+        raise InputError(f"prefetch must be >= 0, got {prefetch}")
+    if prefetch == 0:
+        for start, frames in chunks:
+            yield start, frames, pipeline.process(frames, start)
+        return
+    ready: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for start, frames in chunks:
+                if not hand_over((start, frames, pipeline.sample(frames))):
+                    return
+            hand_over(_DONE)
+        except BaseException as error:
+            hand_over(error)
+
+    worker = threading.Thread(target=produce, name="ivuscal-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            start, frames, polar = item
+            yield start, frames, pipeline.process_polar(polar, start)
+    finally:
+        stop.set()
+        worker.join()

@@ -176,7 +176,7 @@ def test_pullback_or_journal_not_both(tmp_path: Path, pullback: Path, capsys: py
 def test_dicom_flag_writes_sr_and_presentation_state_of_the_same_analysis(
     report: Path, pullback: Path, weights: Path, tmp_path: Path
 ) -> None:
-    import highdicom as hd  # noqa: PLC0415 - only this test reads DICOM outputs
+    import highdicom as hd
 
     args = [str(pullback), "--out", str(tmp_path), "--model", str(weights), "--backend", "torch", "--quiet",
             "--window-frames", "5", "--window-alines", "9", "--chunk-frames", "7", "--center", "40,40", "--dicom"]

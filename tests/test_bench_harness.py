@@ -10,6 +10,7 @@ import pytest
 from bench import validate
 from bench.machine import machine_info
 from bench.monitor import ResourceMonitor
+from bench.offline import OVERLAPPED
 from bench.report import markdown_table, write_report
 from bench.result import ScenarioResult
 from bench.stats import latency_summary, linear_slope
@@ -94,7 +95,7 @@ def test_headline_turns_scenarios_into_advantages():
     from bench.headline import headline
 
     offline = ScenarioResult("offline", "o", summary={
-        "ours (CalciumPipeline)": {"frames_per_s": 40.0},
+        OVERLAPPED: {"frames_per_s": 40.0},
         "naive baseline": {"frames_per_s": 4.0},
         "naive per-frame latency ms": {"p50": 200.0},
     })

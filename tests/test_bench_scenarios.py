@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench import runtime_compare, soak, validate
+from bench.offline import IN_TURN, OVERLAPPED
 from engine.cli import main
 from engine.model.spec import InputSpec
 from engine.runtimes import create_runtime
@@ -46,11 +47,11 @@ def test_offline_command_compares_with_the_baseline(tiny, tmp_path):
     assert main(argv) == 0
     (scenario,) = _document(out)["scenarios"]
     passes = [row["pass"] for row in scenario["rows"]]
-    assert passes == ["ours (staged)", "ours (CalciumPipeline)", "naive baseline", "ratio ours / baseline"]
-    assert scenario["summary"]["ours (staged)"]["frames"] == 24
+    assert passes == [IN_TURN, OVERLAPPED, "naive baseline", "ratio ours / baseline"]
+    assert scenario["summary"][IN_TURN]["frames"] == 24 and scenario["summary"][OVERLAPPED]["frames"] == 24
     assert scenario["summary"]["naive baseline"]["frames"] == 16
-    assert set(scenario["summary"]["ours (staged)"]["stage_seconds"]) == {"decode", "polar", "inference", "filter", "quantify"}
-    assert scenario["summary"]["ratios_to_baseline"]["frames_per_s (CalciumPipeline)"] > 0
+    assert set(scenario["summary"][IN_TURN]["stage_seconds"]) == {"decode", "polar", "inference", "filter", "quantify"}
+    assert scenario["summary"]["ratios_to_baseline"]["frames_per_s (overlapped, as analyze)"] > 0
     assert scenario["summary"]["naive per-frame latency ms"]["n"] == 16
     assert (out / "offline_latency_cdf.png").is_file()
     assert "| ratio ours / baseline |" in (out / "results.md").read_text()
@@ -68,6 +69,16 @@ def test_runtimes_rows_or_reasons_for_every_backend(tiny):
     for row in result.rows:
         assert np.isfinite(row["frames/s"]) and row["frames/s"] > 0
         assert row["call p50 ms"] <= row["call p99 ms"]
+
+
+@pytest.mark.slow
+def test_runtimes_levers_time_each_cpu_lever_at_batch_1(tiny, model_cache):
+    _, ensemble, _ = tiny
+    result = runtime_compare.run(ensemble, "tiny", (("onnxruntime", "cpu"),), batches=(1,), frames=3, levers=True)
+    levers = [row for row in result.rows if row["runtime"].startswith("lever: ")]
+    assert len(levers) == 4 and all(row["batch"] == 1 and row["frames/s"] > 0 for row in levers)
+    assert any("members in turn" in row["runtime"] for row in levers)
+    assert any("speed architecture" in row["runtime"] for row in levers)
 
 
 def test_soak_samples_memory_over_consecutive_pullbacks(tiny, tmp_path):
@@ -94,8 +105,8 @@ def test_soak_command_writes_memory_plot(tiny, tmp_path):
 
 
 def test_streams_scenario_reports_memory_per_pullback_and_refuses_jumps(tiny):
-    from bench import streams  # noqa: PLC0415
-    from engine.runtimes import create_runtime  # noqa: PLC0415
+    from bench import streams
+    from engine.runtimes import create_runtime
 
     weights, _, _ = tiny
     runtime = create_runtime("torch", model=weights, threads=1)

@@ -170,7 +170,7 @@ def test_destination_down_then_up_is_retried_without_restart(tmp_path: Path, wei
 
 
 def test_tls_only_node_answers_tls_and_refuses_plain(tmp_path: Path, weights: Path) -> None:
-    import ssl  # noqa: PLC0415
+    import ssl
 
     openssl = shutil.which("openssl")
     if openssl is None:
@@ -179,7 +179,7 @@ def test_tls_only_node_answers_tls_and_refuses_plain(tmp_path: Path, weights: Pa
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
                     "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=60)
-    from engine.node.cli import tls_context  # noqa: PLC0415
+    from engine.node.cli import tls_context
 
     config = node_config(tmp_path / "spool", weights, None, tls=tls_context(cert, key, None))
     client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
@@ -189,7 +189,7 @@ def test_tls_only_node_answers_tls_and_refuses_plain(tmp_path: Path, weights: Pa
 
 
 def test_destination_is_parsed_or_refused() -> None:
-    from engine.errors import InputError  # noqa: PLC0415
+    from engine.errors import InputError
 
     assert Destination.parse("ORTHANC@127.0.0.1:4242") == Destination("ORTHANC", "127.0.0.1", 4242)
     for bad in ("ORTHANC@127.0.0.1", "127.0.0.1:4242", "A" * 17 + "@h:1", "X@h:70000"):
@@ -199,7 +199,7 @@ def test_destination_is_parsed_or_refused() -> None:
 
 def test_frames_are_analysed_as_by_analyze(node: DicomNode, pullback: Path, weights: Path, tmp_path: Path) -> None:
     """The node's report equals `ivuscal analyze` of the same file with the same settings."""
-    from engine.cli import main  # noqa: PLC0415
+    from engine.cli import main
 
     assert c_store(pullback, node.port) == 0x0000
     job = job_id(pydicom.dcmread(pullback, stop_before_pixels=True).SOPInstanceUID)
@@ -220,7 +220,7 @@ def test_frames_are_analysed_as_by_analyze(node: DicomNode, pullback: Path, weig
 def test_bad_options_exit_2_naming_the_problem(
     args: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.cli import main  # noqa: PLC0415
+    from engine.cli import main
 
     assert main(["dicom-node", "--spool", str(tmp_path / "spool"), *args]) == 2
     err = capsys.readouterr().err

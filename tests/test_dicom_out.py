@@ -235,10 +235,10 @@ def test_codes_agree_with_pydicom_dictionary() -> None:
 
 
 def test_render_pr_draws_the_presentation_states_polylines(report: Path, tmp_path: Path) -> None:
-    from click.testing import CliRunner  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
+    from click.testing import CliRunner
+    from PIL import Image
 
-    from tools.render_pr import frame_polylines, main  # noqa: PLC0415
+    from tools.render_pr import frame_polylines, main
 
     pr = pydicom.dcmread(report / "calcium_arcs_pr.dcm")
     drawn = frame_polylines(pr)

@@ -238,3 +238,73 @@ def test_cupy_post_inference_equals_numpy(return_rows: bool) -> None:
         for d, h in zip(device[0], host[0], strict=True):
             np.testing.assert_array_equal(d.probability, h.probability)
             np.testing.assert_array_equal(d.spread, h.spread)
+
+
+def _chunks(frames: np.ndarray, size: int):
+    for start in range(0, len(frames), size):
+        yield start, frames[start : start + size]
+
+
+def _flat(outputs: list) -> list:
+    return [(o.index, o.probability.tobytes(), o.provisional.tobytes(),
+             [(f.index, f.calcium.tobytes()) for f in o.final]) for o in outputs]
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+def test_offline_driver_overlapping_sampling_gives_the_chunk_by_chunk_result(
+    runtime: TorchTestRuntime, frames: np.ndarray, prefetch: int
+) -> None:
+    settings = PipelineSettings(window_frames=5, window_alines=9)
+    reference, ref_summary, ref_final = run(CalciumPipeline(runtime, settings), frames, [6, 6, 6, 5])
+    pipeline = CalciumPipeline(runtime, settings)
+    pipeline.begin(Cal(), image_shape=frames.shape[1:])
+    seen, outputs = [], []
+    for start, chunk, out in engine.pipeline.process_chunks(pipeline, _chunks(frames, 6), prefetch=prefetch):
+        seen.append(start)
+        np.testing.assert_array_equal(chunk, frames[start : start + 6])
+        outputs.extend(out)
+    final, summary = pipeline.end()
+    assert seen == [0, 6, 12, 18]
+    assert _flat(outputs) == _flat(reference)
+    assert summary.to_dict() == ref_summary.to_dict() and [f.index for f in final] == [f.index for f in ref_final]
+
+
+def test_offline_driver_raises_a_decode_error_at_its_chunk(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
+    def failing():
+        yield 0, frames[:6]
+        raise InputError("frame 6 is corrupt", source="x.dcm")
+
+    pipeline = CalciumPipeline(runtime, PipelineSettings(window_frames=5, window_alines=9))
+    pipeline.begin(Cal(), image_shape=frames.shape[1:])
+    done = []
+    with pytest.raises(InputError, match="frame 6 is corrupt"):
+        for start, _, _ in engine.pipeline.process_chunks(pipeline, failing(), prefetch=2):
+            done.append(start)
+    assert done == [0]
+
+
+def test_offline_driver_stops_its_worker_when_closed_early(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
+    import threading
+
+    pipeline = CalciumPipeline(runtime, PipelineSettings(window_frames=5, window_alines=9))
+    pipeline.begin(Cal(), image_shape=frames.shape[1:])
+    driver = engine.pipeline.process_chunks(pipeline, _chunks(frames, 2), prefetch=1)
+    next(driver)
+    driver.close()
+    assert not any(t.name == "ivuscal-decode" for t in threading.enumerate())
+
+
+def test_stage_timer_hook_sees_every_stage(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
+    from contextlib import contextmanager
+
+    entered: list[str] = []
+
+    @contextmanager
+    def timer(stage: str):
+        entered.append(stage)
+        yield
+
+    run(CalciumPipeline(runtime, PipelineSettings(window_frames=5, window_alines=9), timer=timer), frames, [10, 13])
+    assert entered[:4] == ["polar", "inference", "filter", "quantify"]
+    assert entered[-2:] == ["filter", "quantify"]  # end(): flush and the last final frames
+    assert entered.count("inference") == 2

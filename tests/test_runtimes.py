@@ -61,7 +61,10 @@ def test_torch_on_cuda_without_a_gpu_is_unavailable(ensemble: LoadedEnsemble) ->
 @pytest.mark.skipif(not NO_GPU, reason="a CUDA GPU is present: auto picks TensorRT there when installed")
 def test_auto_is_onnxruntime_without_a_gpu(ensemble: LoadedEnsemble) -> None:
     assert auto_backend() == "onnxruntime"
-    assert create_runtime("auto", ensemble).name == "onnxruntime"
+    runtime = create_runtime("auto", ensemble)
+    assert runtime.name == "onnxruntime"
+    assert "no CUDA GPU" in runtime.describe()["auto"]  # says what it chose and why
+    assert "auto" not in create_runtime("onnxruntime", ensemble).describe()  # only a choice is explained
 
 
 @pytest.mark.parametrize(
@@ -186,13 +189,18 @@ def test_runtime_options_parse_into_create_runtime_arguments(tmp_path: Path) -> 
 
     @click.command()
     @runtime_options
-    def command(backend: str, model: Path | None, device: str | None, threads: int | None) -> None:
-        seen.update(backend=backend, model=model, device=device, threads=threads)
+    def command(backend: str, model: Path | None, device: str | None, precision: str | None,
+                threads: int | None) -> None:
+        seen.update(backend=backend, model=model, device=device, precision=precision, threads=threads)
 
     runner = CliRunner()
     result = runner.invoke(command, ["--backend", "torch", "--model", str(tmp_path / "m.safetensors"), "--threads", "2"])
     assert result.exit_code == 0, result.output
-    assert seen == {"backend": "torch", "model": tmp_path / "m.safetensors", "device": None, "threads": 2}
+    assert seen == {"backend": "torch", "model": tmp_path / "m.safetensors", "device": None, "precision": None,
+                    "threads": 2}
+    assert runner.invoke(command, ["--device", "cuda:1", "--precision", "fp16"]).exit_code == 0
+    assert seen["device"] == "cuda:1" and seen["precision"] == "fp16"
+    assert runner.invoke(command, ["--precision", "int8"]).exit_code == 2
     assert runner.invoke(command, []).exit_code == 0 and seen["backend"] == "auto" and seen["model"] is None
     assert runner.invoke(command, ["--backend", "openvino"]).exit_code == 2
     assert runner.invoke(command, ["--threads", "0"]).exit_code == 2

@@ -1,9 +1,12 @@
 """CUDA backends against the CPU onnxruntime result (run by `pytest -m gpu`, e.g. in bench/gpu_check.py).
 
 Every test here needs a CUDA GPU with CuPy and a CUDA build of torch, and skips otherwise;
-the TensorRT tests also need the tensorrt package. Tolerances: fp32 paths 1e-4 like the export;
-fp16 paths 2e-2 on the probability, with the 0.5 vote identical wherever the reference is more
-than 2e-2 from 0.5.
+the TensorRT tests also need the tensorrt package. Every result is compared with the CPU
+reference computed on the same frames, and every call gets frames it has not seen before (a
+stale CUDA-graph input or a wrong chunk offset shows up as a mismatch, which repeating one input
+or comparing a backend with its own chunking would hide). Tolerances: fp32 paths 1e-4 like the
+export; fp16 paths 2e-2 on the probability, with the 0.5 vote identical wherever the reference is
+more than 2e-2 from 0.5.
 """
 
 from __future__ import annotations
@@ -35,17 +38,28 @@ def _has_tensorrt() -> bool:
 needs_tensorrt = pytest.mark.skipif(not _has_tensorrt(), reason="TensorRT is not installed (pip install 'ivuscal[gpu]')")
 
 
-@pytest.fixture(scope="module")
-def polar() -> np.ndarray:
-    rng = np.random.default_rng(11)
-    frames = rng.random((12, 128, 360), dtype=np.float32)
-    frames[:, 30:45, 100:170] = 0.95
+def _frames(n: int, seed: int) -> np.ndarray:
+    """n new frames: noise plus a bright band at a seed-dependent angle (votes go both ways)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.random((n, 128, 360), dtype=np.float32)
+    start = int(rng.integers(0, 290))
+    frames[:, 30:45, start : start + 70] = 0.95
     return frames
 
 
 @pytest.fixture(scope="module")
-def cpu_result(ensemble: LoadedEnsemble, polar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return create_runtime("onnxruntime", ensemble, device="cpu").infer(polar)
+def polar() -> np.ndarray:
+    return _frames(12, seed=11)
+
+
+@pytest.fixture(scope="module")
+def cpu(ensemble: LoadedEnsemble) -> EnsembleRuntime:
+    return create_runtime("onnxruntime", ensemble, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cpu_result(cpu: EnsembleRuntime, polar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return cpu.infer(polar)
 
 
 def _check(runtime: EnsembleRuntime, polar: np.ndarray, cpu_result: tuple[np.ndarray, np.ndarray], tol: float) -> None:
@@ -75,14 +89,29 @@ def test_torch_cuda_matches_cpu_onnxruntime(ensemble: LoadedEnsemble, polar: np.
     assert runtime.describe()["cuda_graphs"] is True
 
 
-def test_cuda_graph_replays_repeat_and_do_not_depend_on_the_batch(ensemble: LoadedEnsemble, polar: np.ndarray) -> None:
+def test_cuda_graph_replays_match_the_cpu_on_new_frames(ensemble: LoadedEnsemble, cpu: EnsembleRuntime) -> None:
+    """Each replay of a captured graph computes the frames it is given now, not those of the capture."""
     runtime = create_runtime("torch", ensemble, device="cuda", precision="fp32")
-    frames = cp.asarray(polar[:4])
-    first = runtime.infer(frames)[0]
-    again = runtime.infer(frames)[0]
-    assert cp.array_equal(first, again)  # a replay overwrites its static output; results were cloned
-    singles = cp.concatenate([runtime.infer(frames[i : i + 1])[0] for i in range(4)])
-    assert float(cp.abs(singles - first).max()) <= 1e-5
+    kept = []
+    for seed, batch in enumerate([4, 1, 4, 3, 1, 4]):
+        frames = _frames(batch, seed=100 + seed)
+        result = runtime.infer(cp.asarray(frames))
+        kept.append((result, cpu.infer(frames)))
+        _check(runtime, frames, kept[-1][1], 1e-4)
+    for (probability, _), (ref_prob, _) in kept:  # earlier results were copies, not the graph's static output
+        assert np.abs(probability.get() - ref_prob).max() <= 1e-4
+
+
+def test_cuda_graph_captures_are_bounded(ensemble: LoadedEnsemble, cpu: EnsembleRuntime) -> None:
+    from engine.runtimes.torch_backend import GRAPH_MAX_BATCH, MAX_GRAPHS
+
+    runtime = create_runtime("torch", ensemble, device="cuda", precision="fp32")
+    for batch in [*range(1, MAX_GRAPHS + 4), GRAPH_MAX_BATCH + 1]:
+        frames = _frames(batch, seed=200 + batch)
+        _check(runtime, frames, cpu.infer(frames), 1e-4)
+        assert len(runtime.describe()["graphs_captured"]) <= MAX_GRAPHS
+    captured = runtime.describe()["graphs_captured"]
+    assert GRAPH_MAX_BATCH + 1 not in captured and 1 not in captured  # eager beyond the bound; LRU released 1
 
 
 def test_numpy_frames_are_moved_to_the_device(ensemble: LoadedEnsemble, polar: np.ndarray) -> None:
@@ -100,22 +129,26 @@ def test_tensorrt_matches_cpu_onnxruntime(ensemble: LoadedEnsemble, polar: np.nd
 
 
 @needs_tensorrt
-def test_tensorrt_engine_is_built_once_and_batches_run_in_chunks(ensemble: LoadedEnsemble, polar: np.ndarray) -> None:
+def test_tensorrt_engine_is_built_once_and_batches_beyond_the_profile_match_the_cpu(
+    ensemble: LoadedEnsemble, cpu: EnsembleRuntime
+) -> None:
     from engine.runtimes.cache import onnx_for
     from engine.runtimes.tensorrt_backend import TensorRTEnsemble
 
-    runtime = TensorRTEnsemble(ensemble, onnx_for(ensemble, "fp16"), max_batch=4, opt_batch=2)
+    runtime = TensorRTEnsemble(ensemble, onnx_for(ensemble, "fp32"), precision="fp32", max_batch=4, opt_batch=2)
     built = runtime.engine_path.stat().st_mtime_ns
-    again = TensorRTEnsemble(ensemble, onnx_for(ensemble, "fp16"), max_batch=4, opt_batch=2)
+    again = TensorRTEnsemble(ensemble, onnx_for(ensemble, "fp32"), precision="fp32", max_batch=4, opt_batch=2)
     assert again.engine_path == runtime.engine_path and again.engine_path.stat().st_mtime_ns == built
-    frames = cp.asarray(polar[:10])
-    whole = runtime.infer(frames)[0]
-    parts = cp.concatenate([runtime.infer(frames[i : i + 4])[0] for i in range(0, 10, 4)])
-    assert cp.array_equal(whole, parts)
+    for batch, seed in [(10, 300), (3, 301), (9, 302)]:  # chunks of 4: a wrong chunk offset would mismatch
+        frames = _frames(batch, seed)
+        _check(runtime, frames, cpu.infer(frames), 1e-4)
+    assert runtime._stream.ptr != 0  # its own stream, not the legacy default one
 
 
-def test_auto_prefers_tensorrt_on_a_gpu_when_installed() -> None:
+def test_auto_picks_tensorrt_else_torch_on_a_gpu(ensemble: LoadedEnsemble) -> None:
     from engine.runtimes import auto_backend
 
-    assert auto_backend() == ("tensorrt" if _has_tensorrt() else "onnxruntime")
+    assert auto_backend() == ("tensorrt" if _has_tensorrt() else "torch")
     assert auto_backend("cpu") == "onnxruntime"
+    runtime = create_runtime("auto", ensemble)
+    assert runtime.name == auto_backend() and runtime.xp is cp and runtime.describe()["auto"]

@@ -152,7 +152,7 @@ def test_without_auth_only_loopback_unless_insecure() -> None:
 
 
 def test_serve_refuses_a_wildcard_bind_without_auth(tmp_path: Path) -> None:
-    from engine.cli import main  # noqa: PLC0415
+    from engine.cli import main
 
     assert (
         main(
@@ -181,7 +181,7 @@ def test_ipc_endpoints_are_owner_only(tmp_path: Path) -> None:
 
 
 def test_keys_command_writes_owner_only_secrets(tmp_path: Path) -> None:
-    from engine.cli import main  # noqa: PLC0415
+    from engine.cli import main
 
     assert main(["keys", str(tmp_path / "k"), "--name", "console1"]) == 0
     assert stat.S_IMODE((tmp_path / "k" / "console1.key_secret").stat().st_mode) == 0o600

@@ -66,9 +66,9 @@ def test_not_a_journal_is_an_input_error_naming_the_file(tmp_path: Path) -> None
 
 
 def test_retention_removes_only_journals_older_than_the_limit(tmp_path: Path) -> None:
-    import os  # noqa: PLC0415
+    import os
 
-    from engine.streaming.journal import prune_journals  # noqa: PLC0415
+    from engine.streaming.journal import prune_journals
 
     old, new = journal_path(tmp_path, "s", "old"), journal_path(tmp_path, "s", "new")
     for path in (old, new):

@@ -261,8 +261,8 @@ def test_polar_streams_on_the_model_grid_are_processed_and_others_refused(model:
 def test_after_kill_9_mid_pullback_the_journal_rebuilds_every_published_frame(
     serve: tuple[subprocess.Popen, str, str], listener: list[dict], context: zmq.Context, tmp_path: Path
 ) -> None:
-    from engine.cli import main  # noqa: PLC0415
-    from engine.quantify import total_arc_deg  # noqa: PLC0415
+    from engine.cli import main
+    from engine.quantify import total_arc_deg
 
     proc, frames_endpoint, _ = serve
     sender = context.socket(zmq.PUSH)

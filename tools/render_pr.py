@@ -18,14 +18,14 @@ import click
 import matplotlib
 
 matplotlib.use("Agg")
-import highdicom as hd  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pydicom  # noqa: E402
-from pydicom.dataset import Dataset  # noqa: E402
+import highdicom as hd
+import matplotlib.pyplot as plt
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
 
-from engine.dicom import open_pullback  # noqa: E402
-from engine.errors import InputError  # noqa: E402
+from engine.dicom import open_pullback
+from engine.errors import InputError
 
 
 def frame_polylines(state: Dataset) -> dict[int, list[tuple[np.ndarray, tuple[float, float, float]]]]:

@@ -19,7 +19,7 @@ import numpy as np
 from engine.dicom import CalibrationOverrides, PullbackInfo, open_pullback
 from engine.dicom.cli_options import calibration_options
 from engine.errors import InputError
-from engine.pipeline import CalciumPipeline, FinalFrame, PipelineSettings
+from engine.pipeline import CalciumPipeline, FinalFrame, PipelineSettings, process_chunks
 from engine.progress import progress
 from engine.quantify import ClinicalFindings, QuantifySettings, largest_arc_deg
 from engine.report import FrameGeometry, KeyFrameKeeper, ResultCollector, result_from_probabilities, write_report
@@ -72,9 +72,9 @@ def analyze_pullback(
         keeper = KeyFrameKeeper(info.n_frames)
         recent = RecentChunks(chunk_frames, settings.window_frames // 2)
         with progress("analyze", total=info.n_frames, quiet=quiet) as bar:
-            for start, frames in pullback.iter_chunks(chunk_frames):
+            # decode and polar sampling of the next chunks overlap inference of this one
+            for start, frames, outputs in process_chunks(pipeline, pullback.iter_chunks(chunk_frames)):
                 recent.add(start, frames)
-                outputs = pipeline.process(frames, start)
                 collector.add(outputs)
                 for out in outputs:
                     _offer(keeper, recent, out.final)
@@ -170,6 +170,7 @@ def command(
     backend: str,
     model: Path | None,
     device: str | None,
+    precision: str | None,
     threads: int | None,
     window_frames: int,
     window_alines: int,
@@ -208,12 +209,12 @@ def command(
             raise InputError("file not found", source=str(pullback))
         from engine.runtimes import create_runtime  # heavy: only when inferring
 
-        runtime = create_runtime(backend, model, device=device, threads=threads)
+        runtime = create_runtime(backend, model, device=device, threads=threads, precision=precision)
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
     labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data and truth else None
     summary = write_report(out_dir, result, labels, key_frames, geometry)
     if dicom_outputs:
-        from engine.dicom_out import write_dicom_outputs  # noqa: PLC0415 - highdicom only when asked
+        from engine.dicom_out import write_dicom_outputs
 
         write_dicom_outputs(out_dir, pullback, result, geometry)
     if not quiet:

@@ -18,6 +18,13 @@ from torch import Tensor, nn
 
 from engine.model.spec import NetConfig
 
+# A network shaped for CPU speed (issue 15), not yet trained: every 2-D level's channels are a
+# whole ONNX Runtime NCHWc block (16 floats on AVX-512, two on AVX2), so in the wide fused graph
+# each member's grouped convolution runs blocked. `ivuscal bench runtimes --levers` times it
+# with random weights; it becomes a preset's network only after retraining shows it is at least
+# as accurate as the shipped model (docs/runtimes.md).
+SPEED_CONFIG = NetConfig(channels=(16, 16, 32, 32), decoder_channels=16)
+
 
 def circular_pad_angle(x: Tensor, pad: int) -> Tensor:
     """Wrap the last (angle) axis by `pad` on each side; concatenation exports cleanly to ONNX."""

@@ -34,7 +34,7 @@ class RuntimeChoice:
     threads: int | None = None
 
     def create(self) -> Any:
-        from engine.runtimes import create_runtime  # noqa: PLC0415 - heavy: only in the worker
+        from engine.runtimes import create_runtime
 
         return create_runtime(self.backend, self.model, device=self.device, threads=self.threads)
 
@@ -98,9 +98,9 @@ class Analysers:
             self._analyse(job, runtime)
 
     def _analyse(self, job: str, runtime: Any) -> None:
-        from engine.commands.analyze import analyze_pullback  # noqa: PLC0415
-        from engine.dicom_out import write_dicom_outputs  # noqa: PLC0415
-        from engine.report import write_report  # noqa: PLC0415
+        from engine.commands.analyze import analyze_pullback
+        from engine.dicom_out import write_dicom_outputs
+        from engine.report import write_report
 
         path = self.spool.pullback(job)
         try:

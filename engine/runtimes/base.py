@@ -34,6 +34,7 @@ class EnsembleRuntime(ABC):
         self.weights_sha256: str = ensemble.sha256
         self.n_members: int = ensemble.n_members
         self.xp = xp
+        self.chosen_because: str | None = None  # set by create_runtime("auto"): why this backend
 
     def infer(self, polar: Any) -> tuple[Any, Any]:
         """(B, D, A) float32 polar frames -> (probability, spread), each (B, A) float32 on `xp`."""
@@ -72,7 +73,8 @@ class EnsembleRuntime(ABC):
         """What runs: backend, device, threads, precision, model (for reports and benchmarks)."""
 
     def _description(self, **fields: Any) -> dict:
-        return {"backend": self.name, "model_id": self.model_id, "n_members": self.n_members, **fields}
+        auto = {"auto": self.chosen_because} if self.chosen_because else {}
+        return {"backend": self.name, "model_id": self.model_id, "n_members": self.n_members, **fields, **auto}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"

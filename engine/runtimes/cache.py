@@ -18,17 +18,19 @@ from engine.runtimes.graph import EXPORT_VERSION, OPSET, REGENERATE, card_graph,
 log = logging.getLogger(__name__)
 
 
-def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32") -> Path:
+def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32", layout: str = "wide") -> Path:
     """An ONNX graph of `ensemble` at `precision`: shipped, cached, or exported into the cache now.
 
+    `layout="members"` (the members one after another; benchmarks only) is never the card's graph.
     Raises InputError when the card names a graph that is missing or changed, and
     BackendUnavailableError when a graph must be exported but the export packages are absent.
     """
-    shipped = card_graph(ensemble, precision)
+    shipped = card_graph(ensemble, precision) if layout == "wide" else None
     if shipped is not None:
         return shipped
     key = ensemble.sha256 or "unhashed"
-    path = cache_subdir("onnx") / f"{key}-{precision}-opset{OPSET}-v{EXPORT_VERSION}.onnx"
+    suffix = "" if layout == "wide" else f"-{layout}"
+    path = cache_subdir("onnx") / f"{key}-{precision}-opset{OPSET}-v{EXPORT_VERSION}{suffix}.onnx"
     if path.is_file() and _made_from(path, ensemble):
         return path
     try:
@@ -38,8 +40,8 @@ def onnx_for(ensemble: LoadedEnsemble, precision: str = "fp32") -> Path:
             f"no current ONNX graph ships with {ensemble.path or 'this model'} and exporting one needs the "
             f"'export' extra ({error.name or error} is missing): pip install 'ivuscal[export]', then {REGENERATE}"
         ) from error
-    log.info("exporting %s (%s) to %s", ensemble.model_id, precision, path)
-    return export_onnx(ensemble, path, precision=precision).path
+    log.info("exporting %s (%s, %s) to %s", ensemble.model_id, precision, layout, path)
+    return export_onnx(ensemble, path, precision=precision, layout=layout).path
 
 
 def _made_from(path: Path, ensemble: LoadedEnsemble) -> bool:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPSET = 18
-EXPORT_VERSION = 1  # bump when the exported graph changes for the same weights (the cache key and the card check)
+EXPORT_VERSION = 2  # bump when the exported graph changes for the same weights (the cache key and the card check)
 INPUT_NAME = "polar"
 OUTPUT_NAMES = ("probability", "spread")
 REGENERATE = "ivuscal export --model WEIGHTS --out GRAPH.onnx --record-in-card"

@@ -4,9 +4,14 @@ The engine is built once per (GPU, TensorRT version, graph hash, precision, batc
 in the cache folder. Precision lives in the graph (strong typing, the only mode TensorRT 11
 has): "fp16" builds from the export whose members run in half precision with float32 input,
 sigmoid and averaging; "fp32" builds from the float32 export. One optimisation profile covers
-batch sizes 1..max_batch; larger batches run in chunks. Inference binds CuPy arrays by address
-(`set_tensor_address`) and enqueues on CuPy's current stream (`execute_async_v3`): inputs and
-outputs stay on the device.
+batch sizes 1..max_batch; larger batches run in chunks. Before anything is bound, the loaded
+engine's input and output tensors are checked against the graph contract (names, modes, float32),
+so a stale or foreign engine file fails with a clear error instead of writing through wrong
+addresses. Inference binds CuPy arrays by address (`set_tensor_address`) and enqueues
+(`execute_async_v3`) on the runtime's own non-blocking CUDA stream, ordered after the caller's
+current stream (which produced the input) and before it (which reads the output) by events:
+inputs and outputs stay on the device, and TensorRT never runs on the legacy default stream,
+which would serialise it with all other work on the GPU.
 """
 
 from __future__ import annotations
@@ -79,7 +84,9 @@ class TensorRTEnsemble(EnsembleRuntime):
             self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
             if self._engine is None:
                 raise InternalError(f"TensorRT could not load its cached engine {self.engine_path} (delete it to rebuild)")
+            check_io(self._engine, trt, self.engine_path)
             self._context = self._engine.create_execution_context()
+            self._stream = cp.cuda.Stream(non_blocking=True)
 
     def _engine_file(self, onnx_path: Path) -> Path:
         gpu = re.sub(r"[^A-Za-z0-9]+", "-", self.gpu_name).strip("-")
@@ -117,12 +124,14 @@ class TensorRTEnsemble(EnsembleRuntime):
         cp = self.xp
         batch = polar.shape[0]
         with cp.cuda.Device(self.device_index):
+            caller = cp.cuda.get_current_stream()
             probability = cp.empty((batch, self.spec.n_alines), dtype=cp.float32)
             spread = cp.empty_like(probability)
-            stream = cp.cuda.get_current_stream()
+            self._stream.wait_event(caller.record())  # the input (and the outputs' allocation) is ready
             for start in range(0, batch, self.max_batch):
                 stop = min(start + self.max_batch, batch)
-                self._enqueue(polar[start:stop], probability[start:stop], spread[start:stop], stream.ptr)
+                self._enqueue(polar[start:stop], probability[start:stop], spread[start:stop], self._stream.ptr)
+            caller.wait_event(self._stream.record())  # the caller's later work sees the results
         return probability, spread
 
     def _enqueue(self, polar: Any, probability: Any, spread: Any, stream_ptr: int) -> None:
@@ -142,7 +151,31 @@ class TensorRTEnsemble(EnsembleRuntime):
             max_batch=self.max_batch,
             tensorrt=self._trt.__version__,
             engine=str(self.engine_path),
+            stream="own non-blocking stream",
         )
+
+
+def check_io(engine: Any, trt: Any, source: Path) -> None:
+    """The engine's I/O tensors must be exactly `polar` in, `probability` and `spread` out, all float32."""
+    expected = {INPUT_NAME: "INPUT", **{name: "OUTPUT" for name in OUTPUT_NAMES}}
+    found = {}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        found[name] = (engine.get_tensor_mode(name), engine.get_tensor_dtype(name))
+    problems = []
+    if set(found) != set(expected):
+        problems.append(f"tensors {sorted(found)}, expected {sorted(expected)}")
+    for name, mode in expected.items():
+        if name not in found:
+            continue
+        actual_mode, dtype = found[name]
+        if actual_mode != getattr(trt.TensorIOMode, mode):
+            problems.append(f"{name} is {actual_mode}, expected {mode}")
+        if dtype != trt.DataType.FLOAT:
+            problems.append(f"{name} is {dtype}, expected float32")
+    if problems:
+        raise InternalError(f"TensorRT engine {source} does not match the ensemble graph ({'; '.join(problems)}); "
+                            "delete it to rebuild")
 
 
 def _device_index(device: str | None, cp: Any) -> int:

@@ -4,11 +4,15 @@ On the CPU it runs eagerly in float32 (NumPy in, NumPy out). On CUDA it takes an
 arrays, exchanged with torch through DLPack without copies, runs on CuPy's current stream, under
 float16 or bfloat16 autocast (members only: sigmoid, mean and spread stay float32) or in true
 float32 (TF32 convolutions off), and replays a CUDA graph captured once per batch size, so a
-batch costs one graph launch.
+batch costs one graph launch. Captures are bounded: batch sizes up to `GRAPH_MAX_BATCH` are
+captured, at most `MAX_GRAPHS` of them are kept (the least recently used is released), and other
+batch sizes run eagerly; a live engine's catch-up batches (1..max_batch) thus cannot pile up
+graphs and their static buffers without limit.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +27,8 @@ from engine.runtimes.fused import FusedEnsemble
 from engine.xp import cupy_or_none
 
 AMP_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+MAX_GRAPHS = 8  # captured batch sizes kept at once (least recently used released first)
+GRAPH_MAX_BATCH = 64  # larger batches run eagerly (a graph per size would pin their activations)
 
 
 @dataclass
@@ -77,7 +83,7 @@ class TorchEnsemble(EnsembleRuntime):
         self.threads = torch.get_num_threads()
         self.cuda_graphs = cuda_graphs and on_cuda
         self._module = FusedEnsemble(ensemble.models).eval().to(self.device)
-        self._graphs: dict[int, _Graph] = {}
+        self._graphs: OrderedDict[int, _Graph] = OrderedDict()
 
     def _forward(self, polar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         amp = AMP_DTYPES[self.precision]
@@ -97,7 +103,7 @@ class TorchEnsemble(EnsembleRuntime):
         with cp.cuda.Device(self.device.index):
             with torch.cuda.stream(self._torch_stream(cp.cuda.get_current_stream().ptr)):
                 x = torch.from_dlpack(polar)
-                if self.cuda_graphs:
+                if self.cuda_graphs and x.shape[0] <= GRAPH_MAX_BATCH:
                     probability, spread = self._replay(x)
                 else:
                     probability, spread = self._forward(x)
@@ -110,10 +116,14 @@ class TorchEnsemble(EnsembleRuntime):
         return torch.cuda.ExternalStream(ptr, device=self.device)
 
     def _replay(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the graph captured for this batch size (capturing it on first use)."""
-        graph = self._graphs.get(x.shape[0])
+        """Run the graph captured for this batch size (capturing it on first use, within the bound)."""
+        batch = x.shape[0]
+        graph = self._graphs.get(batch)
         if graph is None:
-            graph = self._graphs[x.shape[0]] = self._capture(x.shape[0])
+            if len(self._graphs) >= MAX_GRAPHS:
+                self._graphs.popitem(last=False)  # its graph and static tensors are freed with it
+            graph = self._graphs[batch] = self._capture(batch)
+        self._graphs.move_to_end(batch)
         graph.polar.copy_(x)
         graph.graph.replay()
         return graph.probability.clone(), graph.spread.clone()
@@ -140,6 +150,7 @@ class TorchEnsemble(EnsembleRuntime):
             threads=self.threads,
             precision=self.precision,
             cuda_graphs=self.cuda_graphs,
+            graphs_captured=sorted(self._graphs),
             torch=torch.__version__,
         )
 

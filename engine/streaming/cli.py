@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from engine.runtimes.cli_options import precision_option
 from engine.streaming.auth import create_keys
 from engine.streaming.server import MIB, ServerConfig, create_server
 
@@ -64,6 +65,8 @@ _DEFAULTS = ServerConfig()
     default=None,
     help="Ensemble weights (default: the shipped model).",
 )
+@click.option("--device", default=None, help="'cpu', 'cuda' or 'cuda:N' (the backend's default when omitted).")
+@precision_option
 @click.option(
     "--threads",
     type=click.IntRange(1, 256),
@@ -166,6 +169,8 @@ def command(
     journal_retention_days: float | None,
     backend: str,
     model: Path | None,
+    device: str | None,
+    precision: str | None,
     threads: int,
     max_batch: int,
     queue_size: int,
@@ -205,7 +210,7 @@ def command(
         server_key=server_key,
         insecure=insecure,
     )
-    server = create_server(config, backend=backend, model=model, threads=threads)
+    server = create_server(config, backend=backend, model=model, threads=threads, device=device, precision=precision)
     frames_endpoint, results_endpoint = server.bind()
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
@@ -215,10 +220,11 @@ def command(
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
     security = "CURVE" if auth_dir else "no auth"
+    auto = f" (auto: {server.status['auto']})" if server.status.get("auto") else ""
     click.echo(
         f"ivuscal serve: frames in {frames_endpoint} ({'connect' if connect_frames else 'bind'}), "
         f"results out {results_endpoint}; "
-        f"{server.status['backend']} {server.status['model']}; {security}",
+        f"{server.status['backend']} {server.status['model']}{auto}; {security}",
         err=True,
     )
     server.run()

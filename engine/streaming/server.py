@@ -345,13 +345,17 @@ def create_server(
     settings: PipelineSettings | None = None,
     context: zmq.Context | None = None,
     threads: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
 ) -> StreamingServer:
     """The engine on one shared runtime (one ensemble), one pipeline per stream."""
     from engine.runtimes import create_runtime  # loads torch; keep `import` light
 
-    runtime = create_runtime(backend=backend, model=model, threads=threads)
+    runtime = create_runtime(backend=backend, model=model, threads=threads, device=device, precision=precision)
     settings = settings or PipelineSettings()
-    status = {"backend": runtime.describe().get("backend", backend), "model": runtime.model_id}
+    described = runtime.describe()
+    status = {"backend": described.get("backend", backend), "model": runtime.model_id,
+              **{k: described[k] for k in ("device", "precision", "auto") if described.get(k)}}
     return StreamingServer(config, lambda: CalciumPipeline(runtime, settings), status, context)
 
 

@@ -204,7 +204,7 @@ class StreamTable:
             if session.pending_frames:
                 try:
                     published.extend(self._tag(stream, session.flush(started_ns)))
-                except Exception as error:  # noqa: BLE001 - reported and logged in _fail
+                except Exception as error:
                     message = (
                         session.current.pending[0].message if session.current and session.current.pending else None
                     )
@@ -232,7 +232,7 @@ class StreamTable:
             self._ended.add((stream, session.current.pullback))
         try:
             return self._tag(stream, session.close(reason, started_ns))
-        except Exception as error:  # noqa: BLE001 - reported and logged in _fail
+        except Exception as error:
             self.sessions[stream] = session
             return self._tag(
                 stream,
