@@ -9,6 +9,7 @@ dask-cuda is installed, else one worker on the default GPU. Everything binds to 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,8 @@ def connect(request: ClusterRequest) -> Iterator[Client]:
                 _check_gpu_workers(client)
             yield client
         return
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # the local nannies' shutdown notices are no news
+        logging.getLogger("distributed").setLevel(logging.ERROR)
     with dask.config.set({"distributed.scheduler.allowed-failures": request.retries}):
         with _local_cluster(request) as cluster, Client(cluster) as client:
             yield client
