@@ -49,7 +49,7 @@ def task_resources(gpu: bool) -> dict[str, float] | None:
 
 
 def _local_cluster(request: ClusterRequest) -> LocalCluster:
-    dashboard = f"{LOOPBACK}:0" if request.dashboard else None
+    dashboard = f"{LOOPBACK}:8787" if request.dashboard else None  # another free port when taken
     common = {"threads_per_worker": 1, "dashboard_address": dashboard, "host": LOOPBACK}
     if request.gpu:
         try:
