@@ -218,8 +218,8 @@ def _stream(
 @click.option("--pullbacks", type=click.IntRange(min=1), default=8, show_default=True,
               help="Pullbacks per timed batch.")
 @click.option("--frames", type=click.IntRange(min=16), default=60, show_default=True, help="Frames per pullback.")
-@click.option("--image-size", type=click.IntRange(min=64), default=128, show_default=True,
-              help="Size of generated frames (pixels).")
+@click.option("--image-size", type=click.IntRange(min=128), default=128, show_default=True,
+              help="Size of generated frames (pixels; the simulator's minimum is 128).")
 @click.option("--noop-tasks", type=click.IntRange(min=1), default=200, show_default=True,
               help="Empty tasks timed for the scheduler's overhead.")
 def batch_command(

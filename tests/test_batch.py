@@ -168,3 +168,16 @@ def test_killing_a_worker_mid_batch_loses_and_duplicates_nothing(cohort: Path, t
     fingerprint = json.loads((out / "batch.json").read_text())["fingerprint"]
     assert all(verified_row(out / PULLBACKS / report_key(p), p, fingerprint) is not None for p in good)
     assert json.loads((out / "batch.json").read_text())["analysed"] == len(good)
+
+
+def test_gpu_work_on_a_cluster_without_gpu_workers_is_refused(cohort: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        args = ["batch", str(cohort), "--out", str(tmp_path), "--scheduler", cluster.scheduler_address,
+                "--device", "cuda", "--quiet"]
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no worker of the cluster offers the resource GPU" in err[-1], err
+    assert not (tmp_path / "pullbacks").exists()
