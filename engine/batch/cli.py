@@ -101,7 +101,12 @@ def command(
     device: str | None,
     threads: int | None,
 ) -> None:
-    """Analyse every pullback in SOURCE... (DICOM files, folders, lists of paths) into --out, on Dask."""
+    """Analyse every pullback in SOURCE... (DICOM files, folders, lists of paths) into --out, on Dask.
+
+    Each pullback is analysed as `ivuscal analyze` would, by one worker with one inference thread
+    (--threads sets it per worker). A rerun skips the pullbacks whose reports verify. Exit status:
+    0 all analysed, 2 some inputs not analysable (listed in failures.csv), 1 internal failures.
+    """
     inputs = expand_sources(sources)
     if not inputs:
         raise InputError("no DICOM files found in the sources given", source=" ".join(map(str, sources)))
