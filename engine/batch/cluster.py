@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,6 +86,8 @@ def connect(request: ClusterRequest) -> Iterator[Client]:
         return
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # the local nannies' shutdown notices are no news
         logging.getLogger("distributed").setLevel(logging.ERROR)
-    with dask.config.set({"distributed.scheduler.allowed-failures": request.retries}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": request.retries}), warnings.catch_warnings():
+        # "Port 8787 is already in use ... on port N instead": harmless, the link printed is the real one
+        warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
         with _local_cluster(request) as cluster, Client(cluster) as client:
             yield client
