@@ -258,6 +258,28 @@ def streams_command(options: dict, backend: str, device: str | None, threads: in
     finish([result], options)
 
 
+@command.command(name="batch")
+@common_options
+@click.option("--workers", "worker_counts", type=click.IntRange(min=1), multiple=True,
+              help="Local worker counts to time (repeatable) [default: 1, 2].")
+@click.option("--pullbacks", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Pullbacks per timed batch.")
+@click.option("--frames", type=click.IntRange(min=16), default=60, show_default=True, help="Frames per pullback.")
+@click.option("--image-size", type=click.IntRange(min=128), default=128, show_default=True,
+              help="Size of generated frames (pixels; the simulator's minimum is 128).")
+@click.option("--noop-tasks", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Empty tasks timed for the scheduler's overhead.")
+def batch_command(
+    options: dict, worker_counts: tuple[int, ...], pullbacks: int, frames: int, image_size: int, noop_tasks: int
+) -> None:
+    """ivuscal batch on a local Dask cluster: throughput and efficiency per worker count, scheduler overhead."""
+    from bench import batch_scaling
+
+    result = with_load(batch_scaling.run, options["cache_dir"], options["weights"], worker_counts or (1, 2),
+                       pullbacks, frames, image_size, noop_tasks)
+    finish([result], options)
+
+
 @command.command(name="all")
 @common_options
 @backend_options

@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("tools.replay", "command", "Publish a recorded pullback as a live stream."),
     "listen": ("tools.listen", "command", "Subscribe to the engine's results and show arcs live."),
     "demo": ("tools.demo", "command", "End-to-end live demo on the default model and a generated pullback."),
+    "batch": ("engine.batch.cli", "command", "Analyse an archive of pullbacks on a Dask cluster (local or existing)."),
     "bench": ("bench.cli", "command", "Latency and throughput benchmarks."),
     "dicom-node": ("engine.node.cli", "command", "DICOM storage node: analyse received pullbacks, send SR + arcs on."),
 }

@@ -7,9 +7,11 @@ kept, never the decoded pullback. Output files: docs/analysis.md and docs/conven
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,15 +132,101 @@ def analyze_journal(path: Path, settings: PipelineSettings, *, windows_from_jour
     return result_from_probabilities(prob, spread, spacing, settings, model=model, source=source)
 
 
-def truth_map(truth: CalciumTruth, n_frames: int, n_alines: int, source: Path) -> np.ndarray:
-    """The truth as bool (frames, A-lines), refused when it covers another number of frames."""
-    labels = np.asarray(truth.labels(n_alines), dtype=bool)
-    if labels.shape != (n_frames, n_alines):
-        raise InputError(f"truth covers {labels.shape[0]} frames, the analysis {n_frames}", source=str(source))
-    return labels
+@dataclass(frozen=True)
+class Truth:
+    """The simulator's truth of one pullback and the file it came from."""
+
+    path: Path
+    data: CalciumTruth
+
+    def labels(self, result: AnalysisResult) -> np.ndarray:
+        """The truth as bool (frames, A-lines), refused when it covers another number of frames than `result`."""
+        labels = np.asarray(self.data.labels(result.n_alines), dtype=bool)
+        if labels.shape != (result.n_frames, result.n_alines):
+            message = f"truth covers {labels.shape[0]} frames, the analysis {result.n_frames}"
+            raise InputError(message, source=str(self.path))
+        return labels
+
+
+def read_truth_file(path: Path) -> Truth:
+    """The simulator's truth (give NAME.truth.npz or the NAME.dcm beside it); read before any work."""
+    return Truth(Path(path), read_truth(Path(path)))
+
+
+def report_pullback(
+    path: Path,
+    out_dir: Path,
+    runtime: Any,
+    settings: PipelineSettings,
+    *,
+    chunk_frames: int = 64,
+    overrides: CalibrationOverrides | None = None,
+    truth: Truth | None = None,
+    dicom_outputs: bool = False,
+    quiet: bool = True,
+) -> tuple[AnalysisResult, dict[str, Any]]:
+    """`ivuscal analyze PULLBACK`: analyse a DICOM pullback and write its report to `out_dir`.
+
+    With `truth` the report adds the truth overlay and agreement metrics; with `dicom_outputs` a
+    DICOM SR and an arc presentation state referencing `path` (engine/dicom_out). Returns the
+    result and the summary written to summary.json. Raises InputError (InvalidPullbackError for a
+    file that is not an analysable pullback).
+    """
+    result, key_frames, geometry = analyze_pullback(path, runtime, settings, chunk_frames, overrides, quiet)
+    labels = truth.labels(result) if truth is not None else None
+    summary = write_report(out_dir, result, labels, key_frames, geometry)
+    if dicom_outputs:
+        from engine.dicom_out import write_dicom_outputs
+
+        write_dicom_outputs(out_dir, path, result, geometry)
+    return result, summary
 
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+_PIPELINE_OPTIONS = (
+    click.option("--window-frames", default=13, show_default=True, type=int, help="Filter window along frames (odd)."),
+    click.option("--window-alines", default=61, show_default=True, type=int, help="Filter window along A-lines (odd)."),
+    click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1),
+                 help="Frames decoded and inferred per step."),
+    click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                 help="Merge calcified segments closer than this."),
+    click.option("--calcified-nodule/--no-calcified-nodule", default=None,
+                 help="Calcified nodule present (score point; default: not assessed)."),
+    click.option("--vessel-diameter-mm", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Reference vessel diameter (score point if < 3.5 mm; default: not assessed)."),
+)
+
+
+def pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Click decorator shared by `analyze` and `batch`: the filter window, chunk and quantification options.
+
+    The command receives `settings` (PipelineSettings) and `chunk_frames` in their place.
+    """
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        window_frames: int,
+        window_alines: int,
+        merge_gap_mm: float,
+        calcified_nodule: bool | None,
+        vessel_diameter_mm: float | None,
+        **kwargs: Any,
+    ) -> Any:
+        settings = PipelineSettings(
+            window_frames=window_frames,
+            window_alines=window_alines,
+            quantify=QuantifySettings(merge_gap_mm=merge_gap_mm),
+            findings=ClinicalFindings(calcified_nodule, vessel_diameter_mm),
+        )
+        return command(*args, settings=settings, **kwargs)
+
+    wrapper.__click_params__ = list(getattr(command, "__click_params__", []))  # type: ignore[attr-defined]
+    for option in reversed(_PIPELINE_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.command(name="analyze")
@@ -146,16 +234,7 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Output directory.")
 @click.option("--journal", type=_FILE, help="Rebuild the report from a live engine's journal instead of a DICOM file.")
-@click.option("--window-frames", default=13, show_default=True, type=int, help="Filter window along frames (odd).")
-@click.option("--window-alines", default=61, show_default=True, type=int, help="Filter window along A-lines (odd).")
-@click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Frames decoded and inferred per step.")
-@click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              help="Merge calcified segments closer than this.")
-@click.option("--calcified-nodule/--no-calcified-nodule", default=None,
-              help="Calcified nodule present (score point; default: not assessed).")
-@click.option("--vessel-diameter-mm", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Reference vessel diameter (score point if < 3.5 mm; default: not assessed).")
+@pipeline_options
 @click.option("--truth", type=_FILE, default=None,
               help="Simulator truth (NAME.truth.npz): overlay it and add agreement metrics.")
 @click.option("--dicom", "dicom_outputs", is_flag=True,
@@ -172,12 +251,8 @@ def command(
     device: str | None,
     precision: str | None,
     threads: int | None,
-    window_frames: int,
-    window_alines: int,
+    settings: PipelineSettings,
     chunk_frames: int,
-    merge_gap_mm: float,
-    calcified_nodule: bool | None,
-    vessel_diameter_mm: float | None,
     truth: Path | None,
     dicom_outputs: bool,
     quiet: bool,
@@ -188,15 +263,7 @@ def command(
         raise click.UsageError("give either a PULLBACK file or --journal FILE")
     if dicom_outputs and pullback is None:
         raise click.UsageError("--dicom needs the PULLBACK file: the DICOM outputs reference its images")
-    settings = PipelineSettings(
-        window_frames=window_frames,
-        window_alines=window_alines,
-        quantify=QuantifySettings(merge_gap_mm=merge_gap_mm),
-        findings=ClinicalFindings(calcified_nodule, vessel_diameter_mm),
-    )
-    truth_data = read_truth(truth) if truth is not None else None  # read before any work
-    key_frames: list[tuple[int, np.ndarray]] = []
-    geometry = None
+    truth_data = read_truth_file(truth) if truth is not None else None  # read before any work
     if journal is not None:
         ctx = click.get_current_context()
         explicit = any(
@@ -204,19 +271,17 @@ def command(
             for name in ("window_frames", "window_alines")
         )
         result = analyze_journal(journal, settings, windows_from_journal=not explicit)
+        summary = write_report(out_dir, result, truth_data.labels(result) if truth_data is not None else None)
     elif pullback is not None:
         if not pullback.is_file():
             raise InputError("file not found", source=str(pullback))
         from engine.runtimes import create_runtime  # heavy: only when inferring
 
         runtime = create_runtime(backend, model, device=device, threads=threads, precision=precision)
-        result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
-    labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data and truth else None
-    summary = write_report(out_dir, result, labels, key_frames, geometry)
-    if dicom_outputs:
-        from engine.dicom_out import write_dicom_outputs
-
-        write_dicom_outputs(out_dir, pullback, result, geometry)
+        result, summary = report_pullback(
+            pullback, out_dir, runtime, settings, chunk_frames=chunk_frames, overrides=overrides,
+            truth=truth_data, dicom_outputs=dicom_outputs, quiet=quiet,
+        )
     if not quiet:
         score = summary["score"]
         click.echo(
