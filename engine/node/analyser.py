@@ -98,16 +98,12 @@ class Analysers:
             self._analyse(job, runtime)
 
     def _analyse(self, job: str, runtime: Any) -> None:
-        from engine.commands.analyze import analyze_pullback
-        from engine.dicom_out import write_dicom_outputs
-        from engine.report import write_report
+        from engine.commands.analyze import report_pullback
 
         path = self.spool.pullback(job)
         try:
-            result, key_frames, geometry = analyze_pullback(path, runtime, self.settings, self.chunk_frames, None, True)
-            out = self.spool.report_dir(job)
-            summary = write_report(out, result, None, key_frames, geometry)
-            write_dicom_outputs(out, path, result, geometry)
+            result, summary = report_pullback(path, self.spool.report_dir(job), runtime, self.settings,
+                                              chunk_frames=self.chunk_frames, dicom_outputs=True)
         except InputError as error:
             reason = str(error).removeprefix(f"{path}: ")
             self.spool.set_state(job, JobState.NOT_ANALYSABLE, reason)
