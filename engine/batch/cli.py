@@ -99,6 +99,7 @@ def command(
     backend: str,
     model: Path | None,
     device: str | None,
+    precision: str | None,
     threads: int | None,
 ) -> None:
     """Analyse every pullback in SOURCE... (DICOM files, folders, lists of paths) into --out, on Dask.
@@ -115,7 +116,7 @@ def command(
     config = BatchConfig(
         settings=settings, chunk_frames=chunk_frames, overrides=overrides, backend=backend,
         model=model.absolute() if model else None, model_sha256=_model_sha256(model),
-        device=device, threads=threads or 1, use_truth=use_truth,
+        device=device, precision=precision, threads=threads or 1, use_truth=use_truth,
     )
     gpu = _uses_gpu(backend, device)
     request = ClusterRequest(scheduler=scheduler, workers=workers, gpu=gpu, dashboard=dashboard, retries=retries)

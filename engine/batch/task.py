@@ -46,6 +46,7 @@ class BatchConfig:
     model: Path | None = None
     model_sha256: str = ""
     device: str | None = None
+    precision: str | None = None
     threads: int = 1
     use_truth: bool = True
 
@@ -56,6 +57,7 @@ class BatchConfig:
             "overrides": asdict(self.overrides) if self.overrides is not None else None,
             "backend": self.backend,
             "device": self.device,
+            "precision": self.precision,
             "model_sha256": self.model_sha256,
             "use_truth": self.use_truth,
         }
@@ -82,10 +84,11 @@ def _runtime(config: BatchConfig) -> Any:
     """This worker process's runtime for `config` (created on first use)."""
     from engine.runtimes import create_runtime
 
-    key = (config.backend, str(config.model), config.device, config.threads)
+    key = (config.backend, str(config.model), config.device, config.precision, config.threads)
     with _RUNTIMES_LOCK:
         if key not in _RUNTIMES:
-            _RUNTIMES[key] = create_runtime(config.backend, config.model, device=config.device, threads=config.threads)
+            _RUNTIMES[key] = create_runtime(config.backend, config.model, device=config.device,
+                                            threads=config.threads, precision=config.precision)
         return _RUNTIMES[key]
 
 
