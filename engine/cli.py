@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("engine.streaming.cli", "command", "Run the live streaming engine over ZeroMQ."),
     "replay": ("tools.replay", "command", "Publish a recorded pullback as a live stream."),
     "listen": ("tools.listen", "command", "Subscribe to the engine's results and show arcs live."),
+    "view": ("engine.view.cli", "command", "Live web view of a running engine, with /metrics."),
     "demo": ("tools.demo", "command", "End-to-end live demo on the default model and a generated pullback."),
     "bench": ("bench.cli", "command", "Latency and throughput benchmarks."),
 }

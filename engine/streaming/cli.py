@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from engine.streaming.preview import PreviewSettings
 from engine.streaming.server import ServerConfig, create_server
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 @click.option("--queue", "queue_size", type=click.IntRange(1, 100_000), default=ServerConfig.queue_size, show_default=True, help="Frames held before new ones are dropped.")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 60), default=ServerConfig.heartbeat_s, show_default=True, help="Seconds between heartbeats.")
 @click.option("--no-rows", is_flag=True, help="Leave the per-A-line probability and spread bytes out of results.")
+@click.option("--view", "view", default=None, help="Serve the live web view (and /metrics) on HOST:PORT, e.g. 127.0.0.1:8090.")
+@click.option("--metrics", "metrics", default=None, help="Serve Prometheus /metrics on HOST:PORT (without the view).")
+@click.option("--preview-fps", type=click.FloatRange(0, 120), default=PreviewSettings.fps, show_default=True, help="JPEG previews per stream per second for the view (0: none).")
+@click.option("--preview-size", type=click.IntRange(32, 1024), default=PreviewSettings.max_side, show_default=True, help="Longest side of a preview, pixels.")
 def command(
     frames_address: str,
     connect_frames: bool,
@@ -52,6 +57,10 @@ def command(
     queue_size: int,
     heartbeat: float,
     no_rows: bool,
+    view: str | None,
+    metrics: str | None,
+    preview_fps: float,
+    preview_size: int,
 ) -> None:
     """Run the live engine until SIGINT/SIGTERM; queued frames and open pullbacks are flushed on exit."""
     config = ServerConfig(
@@ -63,9 +72,15 @@ def command(
         queue_size=queue_size,
         heartbeat_s=heartbeat,
         send_rows=not no_rows,
+        preview=PreviewSettings(fps=preview_fps, max_side=preview_size) if preview_fps > 0 else None,
     )
     server = create_server(config, backend=backend, model=model, threads=threads)
     frames_endpoint, results_endpoint = server.bind()
+    attached = None
+    if view or metrics:
+        from engine.view.attach import attach  # noqa: PLC0415 - starlette and uvicorn only when asked for
+
+        attached = attach(server, view, metrics)
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
         log.warning("signal %d: finishing queued work and shutting down", signum)
@@ -74,5 +89,9 @@ def command(
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
     click.echo(f"ivuscal serve: frames in {frames_endpoint} ({'connect' if connect_frames else 'bind'}), results out {results_endpoint}; {server.status['backend']} {server.status['model']}", err=True)
+    if attached:
+        click.echo(f"ivuscal serve: live view {attached.view_url or '-'}, metrics {attached.metrics_url or (attached.view_url or '') + 'metrics'}", err=True)
     server.run()
+    if attached:
+        attached.stop()
     click.echo("ivuscal serve: stopped", err=True)

@@ -26,6 +26,7 @@ import zmq
 from engine.errors import InputError
 from engine.pipeline import CalciumPipeline, PipelineSettings
 from engine.streaming import protocol as p
+from engine.streaming.preview import PreviewEncoder, PreviewSettings
 from engine.streaming.session import PipelineFactory, StreamSession
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class ServerConfig:
     heartbeat_s: float = 1.0
     send_rows: bool = True  # per-A-line probability and spread as uint8 bytes in each result
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    preview: PreviewSettings | None = None  # JPEG previews for the web view (engine/streaming/preview.py)
 
 
 @dataclass
@@ -97,6 +99,8 @@ class StreamingServer:
         self._pull: zmq.Socket | None = None
         self._pub: zmq.Socket | None = None
         self.endpoints: tuple[str, str] = ("", "")
+        self.preview = PreviewEncoder(config.preview, self._notices.append) if config.preview else None
+        self.observers: list[Callable[[str, str | None, dict[str, Any]], None]] = []  # called by the worker per published event
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,6 +139,8 @@ class StreamingServer:
             self.bind()
         receiver = threading.Thread(target=self._receive_loop, name="ivuscal-receiver", daemon=True)
         receiver.start()
+        if self.preview is not None:
+            self.preview.start()
         next_heartbeat = time.monotonic()
         try:
             while not (self._receiver_done.is_set() and self._queue.empty()):
@@ -151,6 +157,8 @@ class StreamingServer:
             self._heartbeat()
         finally:
             self._stop.set()
+            if self.preview is not None:
+                self.preview.stop()
             receiver.join(timeout=5)
             assert self._pub is not None
             self._pub.close()
@@ -271,6 +279,8 @@ class StreamingServer:
         self.stats.frames_done += len(run)
         self.stats.recent.extend([now] * len(run))
         self._publish_all(events, stream=stream)
+        if self.preview is not None:
+            self.preview.offer(stream, run[-1].message)
 
     def _publish_all(self, events: list[tuple[str, dict[str, Any]]], stream: str | None = None) -> None:
         for kind, body in events:
@@ -283,6 +293,12 @@ class StreamingServer:
             timing["published_ns"] = time.monotonic_ns()
             timing["published_wall_ns"] = time.time_ns()
         self._pub.send_multipart(p.encode_event(kind, stream, body))
+        for observe in self.observers:
+            observe(kind, stream, body)
+
+    def gauges(self) -> dict[str, int]:
+        """Live values for metrics (any thread): frames received so far, queue depth, open streams."""
+        return {"frames_received": self.stats.frames_received, "queue_depth": self._queue.qsize(), "open_streams": len(self._sessions)}
 
     def _publish_notices(self) -> None:
         while self._notices:
