@@ -172,6 +172,7 @@ def test_the_page_recovers_after_the_engine_restarts(page: Any, model: Path, tmp
         wait_page(page, "window.__ivuscalView.stats.updates > 0")
         frames = make_frames(20, seed=6)
         with loopback(model, tmp_path / "a", **config) as engine:
+            wait_page(page, "document.getElementById('status').textContent === 'No pullback running'")  # the view hears the engine
             send_pullback(engine.sender(), [(0, frames)], start(pullback="before", n_frames=20), fps=30)
             engine.wait_for_summaries(1, timeout_s=60)
             wait_page(page, "window.__ivuscalView.stats.mapColumns === 20")

@@ -63,6 +63,12 @@ class EngineMetrics:
         self.inference = Histogram("ivuscal_inference_seconds", "Worker start to pipeline done (polar, ensemble, filter, arcs) for the frame's batch.", names, buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.end_to_end = Histogram("ivuscal_end_to_end_seconds", "Engine-added latency: received to published.", names, buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.registry.register(_LiveCollector(self))
+        self._create_series()
+
+    def _create_series(self) -> None:
+        """Series exist (at 0) from the start, not from their first event."""
+        for metric in (self.processed, self.dropped, self.filled, self.previews, self.queueing, self.inference, self.end_to_end):
+            metric.labels(**self.labels)
 
     def observe(self, kind: str, stream: str | None, body: dict[str, Any]) -> None:
         """Count one published event (any thread; prometheus-client's metrics are thread-safe)."""
@@ -89,6 +95,7 @@ class EngineMetrics:
         with self._lock:
             if self.labels["backend"] == "unknown":  # outside the engine: learn the labels from it
                 self.labels = {"backend": str(body.get("backend", "unknown")), "model": str(body.get("model", "unknown"))}
+                self._create_series()
             streams = body.get("streams")
             self._heartbeat = {
                 "frames_received": int(body.get("frames_received", 0)),

@@ -25,7 +25,7 @@ class StreamView:
     generation: int = 0  # +1 per pullback: tells a browser to clear its map
     pullback: dict[str, Any] | None = None
     running: bool = False
-    finals: list[Arcs] = field(default_factory=list)  # index = frame
+    finals: list[Arcs | None] = field(default_factory=list)  # index = frame; None: its event was missed
     calcified_frames: int = 0  # final frames with an arc
     max_arc_deg: float = 0.0  # largest single final arc
     result: dict[str, Any] | None = None
@@ -42,7 +42,10 @@ class StreamView:
 
     def add_finals(self, finals: list[dict[str, Any]]) -> None:
         for final in finals:
-            arcs = final["arcs"]
+            arcs, frame = final["arcs"], final["frame"]
+            if frame < len(self.finals):
+                continue
+            self.finals.extend([None] * (frame - len(self.finals)))  # subscribed late, or events lost
             self.finals.append(arcs)
             self.calcified_frames += bool(arcs)
             self.max_arc_deg = max(self.max_arc_deg, *(a[2] for a in arcs), 0.0)
@@ -112,12 +115,13 @@ class ViewState:
         if not isinstance(stream, str):
             return
         view = self._view(stream)
-        view.updated = time.monotonic()
-        if kind == "started":
+        pullback = event.get("pullback")
+        if kind == "started" or (kind != "summary" and isinstance(pullback, str) and pullback != (view.pullback or {}).get("pullback")):
             keys = ("pullback", "layout", "shape", "n_frames", "n_alines", "window_frames", "frame_spacing_mm")
-            view = self.streams[stream] = StreamView(stream, generation=view.generation + 1, running=True, updated=view.updated)
-            view.pullback = {k: event.get(k) for k in keys}
-        elif kind == "result":
+            view = self.streams[stream] = StreamView(stream, generation=view.generation + 1, running=True)
+            view.pullback = {k: event.get(k) for k in keys}  # a pullback first seen mid-way lacks the start's details
+        view.updated = time.monotonic()
+        if kind == "result":
             view.results += 1
             view.result = event
             view.add_finals(event.get("final", []))

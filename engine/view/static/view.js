@@ -73,7 +73,7 @@ function addFinals(rows, from) {
     const frame = from + i;
     mapData.fillStyle = COLOURS.empty;
     mapData.fillRect(frame, 0, 1, 360);
-    paintColumn(mapData, frame, arcs, COLOURS.calcium);
+    if (arcs) paintColumn(mapData, frame, arcs, COLOURS.calcium); // null: this frame's result never reached the view
   });
   finals = from + rows.length;
   view.stats.mapColumns = finals;
