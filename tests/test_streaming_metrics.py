@@ -11,11 +11,11 @@ import msgpack
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from test_streaming_fixtures import CALIB, loopback, make_ensemble, make_frames, start
 
 from engine.streaming import protocol as p
 from engine.streaming.metrics import reject_reason
 from engine.view.attach import attach
-from test_streaming_fixtures import CALIB, loopback, make_ensemble, make_frames, start
 
 N_FRAMES = 40
 MISSING = (20, 21, 22)  # never sent: filled by the engine
@@ -24,11 +24,17 @@ MISSING = (20, 21, 22)  # never sent: filled by the engine
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of the exposition: (name, sorted labels) -> value."""
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
-    matches = [v for (n, ls), v in samples.items() if n == name and all(dict(ls).get(k) == want for k, want in labels.items())]
+    matches = [
+        v for (n, ls), v in samples.items() if n == name and all(dict(ls).get(k) == want for k, want in labels.items())
+    ]
     assert len(matches) == 1, (name, labels, matches)
     return matches[0]
 
@@ -50,7 +56,9 @@ def send_replay_with_faults(sender: object, frames: np.ndarray) -> None:
             parts = p.encode_frame(s.stream, s.pullback, seq, 11, time.time(), "cartesian", CALIB, frames[11])
             sender.send_multipart([parts[0], parts[1], bytes(10)])  # wrong pixel size
         if i == 30:
-            sender.send_multipart(p.encode_frame(s.stream, s.pullback, seq, 5, time.time(), "cartesian", CALIB, frames[5]))  # out of order
+            sender.send_multipart(
+                p.encode_frame(s.stream, s.pullback, seq, 5, time.time(), "cartesian", CALIB, frames[5])
+            )  # out of order
             seq += 1
     sender.send_multipart(p.encode_end(p.PullbackEnd(s.stream, s.pullback, N_FRAMES)))
 
@@ -75,7 +83,9 @@ def test_metrics_report_the_replays_counts_exactly(tmp_path: Path) -> None:
     processed = N_FRAMES - len(MISSING)
     labels = {"backend": engine.server.status["backend"], "model": engine.server.status["model"]}
     assert during == sorted(during) and 0 < during[-1] <= processed  # counted live, while the replay ran
-    assert value(samples, "ivuscal_frames_received_total", **labels) == processed + 1  # the repeated frame was received, then refused
+    assert (
+        value(samples, "ivuscal_frames_received_total", **labels) == processed + 1
+    )  # the repeated frame was received, then refused
     assert value(samples, "ivuscal_frames_processed_total", **labels) == processed
     assert value(samples, "ivuscal_frames_dropped_total", **labels) == 0
     assert value(samples, "ivuscal_frames_filled_total", **labels) == len(MISSING)

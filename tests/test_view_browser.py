@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_streaming_fixtures import loopback, make_ensemble, make_frames, start
 
 from engine.streaming.preview import PreviewSettings
 from engine.view.app import create_app
 from engine.view.attach import Attached, attach
 from engine.view.runner import ViewServer
-from test_streaming_fixtures import loopback, make_ensemble, make_frames, start
 from tools.chromium import chromium_path, launch_args
 from tools.replay import send_pullback
 
@@ -42,7 +42,8 @@ CHECK_ARCS_JS = """([amber, red]) => {
     const n = { inside: 0, insideOk: 0, outside: 0, outsideOk: 0 };
     for (let a = 1; a < 360; a += 2) {
       const rad = (a * Math.PI) / 180;
-      const px = v.sampleCrossSection(Math.round(v.geometry.cx + r * Math.cos(rad)), Math.round(v.geometry.cy + r * Math.sin(rad)));
+      const x = Math.round(v.geometry.cx + r * Math.cos(rad)), y = Math.round(v.geometry.cy + r * Math.sin(rad));
+      const px = v.sampleCrossSection(x, y);
       if (inside(a, arcs)) { n.inside += 1; n.insideOk += near(px, rgb); }
       else if (!close(a, arcs)) { n.outside += 1; n.outsideOk += !near(px, rgb); }
     }
@@ -61,7 +62,9 @@ CHECK_ARCS_JS = """([amber, red]) => {
 def browser() -> Iterator[Any]:
     if chromium_path() is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no Chromium: scripts/test.sh installs Debian's 'chromium' (scripts/system-packages.txt)")
+            pytest.fail(
+                "CI=true but no Chromium: scripts/test.sh installs Debian's 'chromium' (scripts/system-packages.txt)"
+            )
         pytest.skip("no Chromium (Debian package 'chromium'; scripts/test.sh installs it as root)")
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(**launch_args())
@@ -105,13 +108,17 @@ def near(pixel: list[int], rgb: tuple[int, int, int]) -> bool:
     return all(abs(c - e) < 40 for c, e in zip(pixel[:3], rgb, strict=True))
 
 
-def test_every_frame_is_drawn_or_skipped_and_the_arcs_lie_at_their_angles(page: Any, engine_with_view: tuple[Any, Attached]) -> None:
+def test_every_frame_is_drawn_or_skipped_and_the_arcs_lie_at_their_angles(
+    page: Any, engine_with_view: tuple[Any, Attached]
+) -> None:
     engine, attached = engine_with_view
     page.goto(attached.view_url)
     wait_page(page, "window.__ivuscalView.stats.updates > 0")  # connected, and the engine's heartbeat is in
     page.evaluate(CHECK_ARCS_JS, [list(AMBER), list(RED)])
     frames = make_frames(N_FRAMES, seed=5)
-    sender = threading.Thread(target=send_pullback, args=(engine.sender(), [(0, frames)], start(n_frames=N_FRAMES), 30.0))
+    sender = threading.Thread(
+        target=send_pullback, args=(engine.sender(), [(0, frames)], start(n_frames=N_FRAMES), 30.0)
+    )
     sender.start()
     growth = []
     while not any(e["kind"] == "summary" for e in engine.events):
@@ -122,7 +129,7 @@ def test_every_frame_is_drawn_or_skipped_and_the_arcs_lie_at_their_angles(page: 
     wait_page(page, f"window.__ivuscalView.stats.mapColumns === {N_FRAMES}")
     counts = stats(page)
 
-    # every result that reached the page was drawn or counted as skipped; the rest were skipped (and counted) by the server
+    # every result that reached the page was drawn or counted as skipped; the server counted the rest
     assert counts["drawn"] + counts["skipped"] == counts["received"]
     assert counts["received"] + counts["bridgeSkipped"] == N_FRAMES
     assert counts["drawn"] >= N_FRAMES // 2
@@ -135,20 +142,31 @@ def test_every_frame_is_drawn_or_skipped_and_the_arcs_lie_at_their_angles(page: 
     for check in checks:
         result = published[check["frame"]]
         assert check["provisional"] == result["provisional"]["arcs"]
-        assert check["p"]["insideOk"] == check["p"]["inside"] and check["p"]["outsideOk"] == check["p"]["outside"], check
+        assert check["p"]["insideOk"] == check["p"]["inside"] and check["p"]["outsideOk"] == check["p"]["outside"], (
+            check
+        )
         if check["final"] is not None:
             assert check["final"]["arcs"] == result["final"][-1]["arcs"]
-            assert check["f"]["insideOk"] == check["f"]["inside"] and check["f"]["outsideOk"] == check["f"]["outside"], check
+            assert (
+                check["f"]["insideOk"] == check["f"]["inside"] and check["f"]["outsideOk"] == check["f"]["outside"]
+            ), check
     assert sum(c["p"]["inside"] for c in checks) > 100 and sum(c["p"]["outside"] for c in checks) > 100
 
     # the longitudinal map grew as the pullback advanced, and holds the final arcs
     assert growth == sorted(growth) and len(set(growth)) >= 5
-    finals = {f["frame"]: f["arcs"] for e in engine.events for f in e.get("final", []) if e["kind"] in ("result", "final", "gap")}
+    finals = {
+        f["frame"]: f["arcs"]
+        for e in engine.events
+        for f in e.get("final", [])
+        if e["kind"] in ("result", "final", "gap")
+    }
     assert sorted(finals) == list(range(N_FRAMES))
     for frame, arcs in finals.items():
         for start_deg, _, extent in arcs:
             if extent >= 6:
-                assert near(page.evaluate(f"window.__ivuscalView.sampleMap({frame}, {(start_deg + extent / 2) % 360})"), CALCIUM), (frame, arcs)
+                assert near(
+                    page.evaluate(f"window.__ivuscalView.sampleMap({frame}, {(start_deg + extent / 2) % 360})"), CALCIUM
+                ), (frame, arcs)
         if not arcs:
             assert near(page.evaluate(f"window.__ivuscalView.sampleMap({frame}, 180)"), EMPTY)
 
@@ -172,7 +190,9 @@ def test_the_page_recovers_after_the_engine_restarts(page: Any, model: Path, tmp
         wait_page(page, "window.__ivuscalView.stats.updates > 0")
         frames = make_frames(20, seed=6)
         with loopback(model, tmp_path / "a", **config) as engine:
-            wait_page(page, "document.getElementById('status').textContent === 'No pullback running'")  # the view hears the engine
+            wait_page(
+                page, "document.getElementById('status').textContent === 'No pullback running'"
+            )  # the view hears the engine
             send_pullback(engine.sender(), [(0, frames)], start(pullback="before", n_frames=20), fps=30)
             engine.wait_for_summaries(1, timeout_s=60)
             wait_page(page, "window.__ivuscalView.stats.mapColumns === 20")

@@ -17,8 +17,18 @@ CALIB = p.Calibration((0.02, 0.02), (300.0, 200.0), 1 / 30, 0.5)
 
 
 def result(frame: int, final_frame: int | None) -> dict:
-    finals = [] if final_frame is None else [{"frame": final_frame, "arcs": [[10.0, 40.0, 30.0]] if final_frame % 2 else []}]
-    return {"kind": "result", "stream": "lab1", "pullback": "pb", "frame": frame, "position_mm": frame * 0.1, "provisional": {"arcs": [[frame, frame + 5.0, 5.0]]}, "final": finals}
+    finals = (
+        [] if final_frame is None else [{"frame": final_frame, "arcs": [[10.0, 40.0, 30.0]] if final_frame % 2 else []}]
+    )
+    return {
+        "kind": "result",
+        "stream": "lab1",
+        "pullback": "pb",
+        "frame": frame,
+        "position_mm": frame * 0.1,
+        "provisional": {"arcs": [[frame, frame + 5.0, 5.0]]},
+        "final": finals,
+    }
 
 
 def test_a_slow_browser_gets_the_newest_result_and_every_final_row() -> None:
@@ -30,7 +40,9 @@ def test_a_slow_browser_gets_the_newest_result_and_every_final_row() -> None:
     for frame in range(50):
         state.apply(result(frame, frame - 6 if frame >= 6 else None))
     update, _ = state.message(cursor)  # the browser was busy during 50 results
-    assert update["result"]["frame"] == 49 and update["bridge_skipped"] == 0  # it had seen none: nothing counted as skipped yet
+    assert (
+        update["result"]["frame"] == 49 and update["bridge_skipped"] == 0
+    )  # it had seen none: nothing counted as skipped yet
     assert update["finals"] == {"from": 0, "rows": [[[10.0, 40.0, 30.0]] if f % 2 else [] for f in range(44)]}
     for frame in range(50, 60):
         state.apply(result(frame, frame - 6))
@@ -69,7 +81,9 @@ def test_choosing_a_stream_resets_the_browsers_map() -> None:
 
 
 def frame_message(pixels: np.ndarray, layout: str = "cartesian") -> p.FrameMessage:
-    return p.FrameMessage(stream="lab1", pullback="pb", seq=3, frame_index=3, t_acq=0.0, layout=layout, calibration=CALIB, pixels=pixels)
+    return p.FrameMessage(
+        stream="lab1", pullback="pb", seq=3, frame_index=3, t_acq=0.0, layout=layout, calibration=CALIB, pixels=pixels
+    )
 
 
 def test_a_cartesian_preview_is_reduced_with_the_catheter_centre_scaled() -> None:

@@ -10,7 +10,15 @@ import os
 import shutil
 from typing import Any
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+)
 
 
 def chromium_path() -> str | None:
@@ -19,8 +27,11 @@ def chromium_path() -> str | None:
 
 
 def launch_args() -> dict[str, Any]:
-    """Keyword arguments of `playwright.chromium.launch` for the system Chromium; raises FileNotFoundError without it."""
+    """Keyword arguments of `playwright.chromium.launch`; raises FileNotFoundError without a Chromium."""
     path = chromium_path()
     if path is None:
-        raise FileNotFoundError("no Chromium found: install Debian's 'chromium' package (scripts/system-packages.txt) or set IVUSCAL_CHROMIUM")
+        raise FileNotFoundError(
+            "no Chromium found: install Debian's 'chromium' package (scripts/system-packages.txt)"
+            " or set IVUSCAL_CHROMIUM"
+        )
     return {"executable_path": path, "headless": True, "args": list(FLAGS)}

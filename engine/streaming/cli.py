@@ -40,10 +40,16 @@ log = logging.getLogger(__name__)
 @click.option("--queue", "queue_size", type=click.IntRange(1, 100_000), default=ServerConfig.queue_size, show_default=True, help="Frames held before new ones are dropped.")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 60), default=ServerConfig.heartbeat_s, show_default=True, help="Seconds between heartbeats.")
 @click.option("--no-rows", is_flag=True, help="Leave the per-A-line probability and spread bytes out of results.")
-@click.option("--view", "view", default=None, help="Serve the live web view (and /metrics) on HOST:PORT, e.g. 127.0.0.1:8090.")
+@click.option("--view", "view", default=None, help="Live web view and /metrics on HOST:PORT, e.g. 127.0.0.1:8090.")
 @click.option("--metrics", "metrics", default=None, help="Serve Prometheus /metrics on HOST:PORT (without the view).")
-@click.option("--preview-fps", type=click.FloatRange(0, 120), default=PreviewSettings.fps, show_default=True, help="JPEG previews per stream per second for the view (0: none).")
-@click.option("--preview-size", type=click.IntRange(32, 1024), default=PreviewSettings.max_side, show_default=True, help="Longest side of a preview, pixels.")
+@click.option(
+    "--preview-fps", type=click.FloatRange(0, 120), default=PreviewSettings.fps, show_default=True,
+    help="JPEG previews per stream per second for the view (0: none).",
+)
+@click.option(
+    "--preview-size", type=click.IntRange(32, 1024), default=PreviewSettings.max_side, show_default=True,
+    help="Longest side of a preview, pixels.",
+)
 def command(
     frames_address: str,
     connect_frames: bool,
@@ -90,7 +96,8 @@ def command(
     signal.signal(signal.SIGTERM, shutdown)
     click.echo(f"ivuscal serve: frames in {frames_endpoint} ({'connect' if connect_frames else 'bind'}), results out {results_endpoint}; {server.status['backend']} {server.status['model']}", err=True)
     if attached:
-        click.echo(f"ivuscal serve: live view {attached.view_url or '-'}, metrics {attached.metrics_url or (attached.view_url or '') + 'metrics'}", err=True)
+        view_url = attached.view_url or "-"
+        click.echo(f"ivuscal serve: live view {view_url}, metrics {attached.metrics_endpoint}", err=True)
     server.run()
     if attached:
         attached.stop()

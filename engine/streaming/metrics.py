@@ -18,7 +18,24 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.033, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
+LATENCY_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.033,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
 
 # Reason label of a rejected message or refused frame: the first entry whose phrase occurs in
 # the `error` event's reason (engine/streaming/protocol.py and session.py word them).
@@ -54,20 +71,65 @@ class EngineMetrics:
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=True)
         names = ("backend", "model")
-        self.processed = Counter("ivuscal_frames_processed", "Frames analysed (a result was published).", names, registry=self.registry)
-        self.dropped = Counter("ivuscal_frames_dropped", "Frames not analysed: the engine queue was full (drop events).", names, registry=self.registry)
-        self.filled = Counter("ivuscal_frames_filled", "Frames never analysed and filled by holding the last probabilities (gap events).", names, registry=self.registry)
-        self.rejected = Counter("ivuscal_messages_rejected", "Messages and frames refused, by reason (error events).", (*names, "reason"), registry=self.registry)
-        self.previews = Counter("ivuscal_previews", "JPEG previews published for the web view.", names, registry=self.registry)
-        self.queueing = Histogram("ivuscal_queueing_seconds", "Received to taken off the queue by the worker.", names, buckets=LATENCY_BUCKETS_S, registry=self.registry)
-        self.inference = Histogram("ivuscal_inference_seconds", "Worker start to pipeline done (polar, ensemble, filter, arcs) for the frame's batch.", names, buckets=LATENCY_BUCKETS_S, registry=self.registry)
-        self.end_to_end = Histogram("ivuscal_end_to_end_seconds", "Engine-added latency: received to published.", names, buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.processed = Counter(
+            "ivuscal_frames_processed", "Frames analysed (a result was published).", names, registry=self.registry
+        )
+        self.dropped = Counter(
+            "ivuscal_frames_dropped",
+            "Frames not analysed: the engine queue was full (drop events).",
+            names,
+            registry=self.registry,
+        )
+        self.filled = Counter(
+            "ivuscal_frames_filled",
+            "Frames never analysed and filled by holding the last probabilities (gap events).",
+            names,
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "ivuscal_messages_rejected",
+            "Messages and frames refused, by reason (error events).",
+            (*names, "reason"),
+            registry=self.registry,
+        )
+        self.previews = Counter(
+            "ivuscal_previews", "JPEG previews published for the web view.", names, registry=self.registry
+        )
+        self.queueing = Histogram(
+            "ivuscal_queueing_seconds",
+            "Received to taken off the queue by the worker.",
+            names,
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.inference = Histogram(
+            "ivuscal_inference_seconds",
+            "Worker start to pipeline done (polar, ensemble, filter, arcs) for the frame's batch.",
+            names,
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.end_to_end = Histogram(
+            "ivuscal_end_to_end_seconds",
+            "Engine-added latency: received to published.",
+            names,
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
         self.registry.register(_LiveCollector(self))
         self._create_series()
 
     def _create_series(self) -> None:
         """Series exist (at 0) from the start, not from their first event."""
-        for metric in (self.processed, self.dropped, self.filled, self.previews, self.queueing, self.inference, self.end_to_end):
+        for metric in (
+            self.processed,
+            self.dropped,
+            self.filled,
+            self.previews,
+            self.queueing,
+            self.inference,
+            self.end_to_end,
+        ):
             metric.labels(**self.labels)
 
     def observe(self, kind: str, stream: str | None, body: dict[str, Any]) -> None:
@@ -94,7 +156,10 @@ class EngineMetrics:
     def _heartbeat_seen(self, body: dict[str, Any]) -> None:
         with self._lock:
             if self.labels["backend"] == "unknown":  # outside the engine: learn the labels from it
-                self.labels = {"backend": str(body.get("backend", "unknown")), "model": str(body.get("model", "unknown"))}
+                self.labels = {
+                    "backend": str(body.get("backend", "unknown")),
+                    "model": str(body.get("model", "unknown")),
+                }
                 self._create_series()
             streams = body.get("streams")
             self._heartbeat = {

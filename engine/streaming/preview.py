@@ -100,7 +100,6 @@ class PreviewEncoder:
                 self.encoded += 1
                 self.publish(("preview", offer.stream, body))
 
-
     def _take_token(self, stream: str) -> bool:
         """Token bucket of 2 refilled at `fps`: frame-time jitter passes, the long-run rate stays <= fps."""
         now = time.monotonic()

@@ -100,7 +100,8 @@ class StreamingServer:
         self._pub: zmq.Socket | None = None
         self.endpoints: tuple[str, str] = ("", "")
         self.preview = PreviewEncoder(config.preview, self._notices.append) if config.preview else None
-        self.observers: list[Callable[[str, str | None, dict[str, Any]], None]] = []  # called by the worker per published event
+        # called by the worker with each event it published (metrics)
+        self.observers: list[Callable[[str, str | None, dict[str, Any]], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -298,7 +299,8 @@ class StreamingServer:
 
     def gauges(self) -> dict[str, int]:
         """Live values for metrics (any thread): frames received so far, queue depth, open streams."""
-        return {"frames_received": self.stats.frames_received, "queue_depth": self._queue.qsize(), "open_streams": len(self._sessions)}
+        received, depth, streams = self.stats.frames_received, self._queue.qsize(), len(self._sessions)
+        return {"frames_received": received, "queue_depth": depth, "open_streams": streams}
 
     def _publish_notices(self) -> None:
         while self._notices:

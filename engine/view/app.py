@@ -115,7 +115,9 @@ def same_origin(websocket: WebSocket) -> bool:
     return origin is None or urlsplit(origin).netloc == websocket.headers.get("host")
 
 
-def create_app(results_address: str, metrics: EngineMetrics | None = None, feed_metrics: bool = True, stale_after_s: float = 3.0) -> Starlette:
+def create_app(
+    results_address: str, metrics: EngineMetrics | None = None, feed_metrics: bool = True, stale_after_s: float = 3.0
+) -> Starlette:
     """The view app for the engine publishing on `results_address` (a ZeroMQ endpoint to connect to).
 
     `metrics`: served at /metrics; `feed_metrics`: count the subscribed events into it (False

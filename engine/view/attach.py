@@ -22,6 +22,11 @@ class Attached:
     view: ViewServer | None = None
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def metrics_endpoint(self) -> str | None:
+        """Where /metrics is served: its own server, else the view's port."""
+        return self.metrics_url or (self.view_url and self.view_url + "metrics")
+
     def wait_for_browser(self, timeout_s: float) -> bool:
         """Wait until a page is connected to the view (or `timeout_s` passed); True if one is."""
         deadline = time.monotonic() + timeout_s
@@ -37,14 +42,18 @@ class Attached:
         self._stops = []
 
 
-def attach(server: StreamingServer, view: str | None, metrics: str | None, view_fallback_port: bool = False) -> Attached:
+def attach(
+    server: StreamingServer, view: str | None, metrics: str | None, view_fallback_port: bool = False
+) -> Attached:
     """Count the engine's events into metrics; serve the view (page + /metrics) and/or /metrics alone.
 
     Call after `server.bind()`. `view`, `metrics`: HOST:PORT or None. With `view_fallback_port`
     a view port that is taken is replaced by a free one (the demo). Raises InputError for a bad
     or unusable address.
     """
-    engine_metrics = EngineMetrics(server.status.get("backend", "unknown"), server.status.get("model", "unknown"), gauges=server.gauges)
+    engine_metrics = EngineMetrics(
+        server.status.get("backend", "unknown"), server.status.get("model", "unknown"), gauges=server.gauges
+    )
     server.observers.append(engine_metrics.observe)
     attached = Attached(engine_metrics)
     if view is not None:
@@ -58,7 +67,9 @@ def attach(server: StreamingServer, view: str | None, metrics: str | None, view_
         except InputError:
             if not view_fallback_port:
                 raise
-            attached.view = ViewServer(create_app(connectable(server.endpoints[1]), engine_metrics, feed_metrics=False), host, 0)
+            attached.view = ViewServer(
+                create_app(connectable(server.endpoints[1]), engine_metrics, feed_metrics=False), host, 0
+            )
             attached.view_url = attached.view.start()
         attached._stops.append(attached.view.stop)
     if metrics is not None:
@@ -70,4 +81,3 @@ def attach(server: StreamingServer, view: str | None, metrics: str | None, view_
         attached.metrics_url = f"http://{host}:{http.server_port}/metrics"
         attached._stops.append(http.shutdown)
     return attached
-

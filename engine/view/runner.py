@@ -1,9 +1,9 @@
 """Run the live view's web server (uvicorn) beside the engine or on its own.
 
-    view = ViewServer(create_app(results_endpoint), "127.0.0.1", 8090)
-    url = view.start()      # a daemon thread; returns http://host:port/ once it listens
-    ...
-    view.stop()
+view = ViewServer(create_app(results_endpoint), "127.0.0.1", 8090)
+url = view.start()      # a daemon thread; returns http://host:port/ once it listens
+...
+view.stop()
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ class ViewServer:
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
             if not self._thread.is_alive():
-                raise InputError(f"cannot serve the live view on {self.host}:{self.server.config.port} (address in use or not allowed?)")
+                raise InputError(
+                    f"cannot serve the live view on {self.host}:{self.server.config.port}"
+                    " (address in use or not allowed?)"
+                )
             if time.monotonic() > deadline:
                 raise InternalError(f"the live view did not start within {timeout_s} s")
             time.sleep(0.02)

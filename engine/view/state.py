@@ -116,7 +116,9 @@ class ViewState:
             return
         view = self._view(stream)
         pullback = event.get("pullback")
-        if kind == "started" or (kind != "summary" and isinstance(pullback, str) and pullback != (view.pullback or {}).get("pullback")):
+        if kind == "started" or (
+            kind != "summary" and isinstance(pullback, str) and pullback != (view.pullback or {}).get("pullback")
+        ):
             keys = ("pullback", "layout", "shape", "n_frames", "n_alines", "window_frames", "frame_spacing_mm")
             view = self.streams[stream] = StreamView(stream, generation=view.generation + 1, running=True)
             view.pullback = {k: event.get(k) for k in keys}  # a pullback first seen mid-way lacks the start's details
@@ -181,10 +183,20 @@ class ViewState:
         if view is None:
             return update, None
         if (cursor.shown, cursor.generation) != (view.stream, view.generation):
-            cursor.shown, cursor.generation, cursor.finals, cursor.results, cursor.previews = view.stream, view.generation, 0, 0, 0
+            cursor.shown, cursor.generation, cursor.finals, cursor.results, cursor.previews = (
+                view.stream,
+                view.generation,
+                0,
+                0,
+                0,
+            )
             update["reset"] = True
-        update.update(stream=view.stream, pullback=view.pullback, live=view.running and reachable, numbers=view.numbers())
-        update["lesions"] = [[lesion["start_frame"], lesion["end_frame"], lesion["max_arc_deg"]] for lesion in view.lesions]
+        update.update(
+            stream=view.stream, pullback=view.pullback, live=view.running and reachable, numbers=view.numbers()
+        )
+        update["lesions"] = [
+            [lesion["start_frame"], lesion["end_frame"], lesion["max_arc_deg"]] for lesion in view.lesions
+        ]
         update["finals"] = {"from": cursor.finals, "rows": view.finals[cursor.finals :]}
         cursor.finals = len(view.finals)
         if view.results > cursor.results and view.result is not None:
@@ -194,7 +206,9 @@ class ViewState:
             cursor.results = view.results
         update["bridge_skipped"] = cursor.results_skipped
         if view.summary is not None and not view.running:
-            update["summary"] = {k: view.summary.get(k) for k in ("max_arc_deg", "calcium_length_mm", "score", "n_frames")}
+            update["summary"] = {
+                k: view.summary.get(k) for k in ("max_arc_deg", "calcium_length_mm", "score", "n_frames")
+            }
         preview = None
         if view.previews > cursor.previews and view.preview is not None:
             preview, cursor.previews = view.preview, view.previews
@@ -215,6 +229,8 @@ def _result_payload(result: dict[str, Any], skipped: int) -> dict[str, Any]:
         "spread_u8": base64.b64encode(spread).decode() if isinstance(spread, bytes) else None,
         "spread_max": (result.get("uncertainty") or {}).get("spread_max"),
         "in_calcium": (result.get("lesion") or {}).get("in_calcium", False),
-        "latency_ms": (t["published_ns"] - t["received_ns"]) / 1e6 if "published_ns" in t and "received_ns" in t else None,
+        "latency_ms": (t["published_ns"] - t["received_ns"]) / 1e6
+        if "published_ns" in t and "received_ns" in t
+        else None,
         "skipped_before": skipped,
     }

@@ -8,13 +8,13 @@ const COLOURS = {
   calcium: "rgb(255, 120, 0)", head: "rgb(255, 214, 140)", empty: "rgb(28, 31, 37)", lesion: "rgb(0, 190, 255)",
 };
 const SPREAD_HIGH = 51; // 0.2 * 255: ensemble members disagree (standard deviation of their probabilities)
-const XSEC = { image: 420, rSpread: 214, rProvisional: 225, rFinal: 241, wSpread: 5, wProvisional: 10, wFinal: 12 };
+const XSEC = { size: 480, image: 384, rSpread: 197, rProvisional: 208, rFinal: 223, wSpread: 5, wProvisional: 10, wFinal: 12 };
 const MAP = { left: 44, top: 26, height: 180, laneHeight: 14 };
 
 const view = (window.__ivuscalView = {
   stats: { updates: 0, received: 0, drawn: 0, skipped: 0, bridgeSkipped: 0, previews: 0, previewsDrawn: 0, mapColumns: 0, connects: 0, fps: 0 },
   status: "connecting", live: false, stream: null, lastDrawn: null, onDrawn: null,
-  geometry: { cx: 260, cy: 260, rProvisional: XSEC.rProvisional, rFinal: XSEC.rFinal, rSpread: XSEC.rSpread },
+  geometry: { cx: XSEC.size / 2, cy: XSEC.size / 2, rProvisional: XSEC.rProvisional, rFinal: XSEC.rFinal, rSpread: XSEC.rSpread },
   sampleCrossSection: (x, y) => Array.from(xsec.getImageData(x, y, 1, 1).data),
   sampleMap: (frame, angleDeg) => Array.from(mapData.getImageData(frame, Math.floor(angleDeg), 1, 1).data),
 });
@@ -90,7 +90,7 @@ function ring(radius, width, colour, start, end) {
 function drawCrossSection() {
   const { cx, cy } = view.geometry;
   xsec.fillStyle = "#111418";
-  xsec.fillRect(0, 0, 520, 520);
+  xsec.fillRect(0, 0, XSEC.size, XSEC.size);
   xsec.save();
   xsec.beginPath();
   xsec.arc(cx, cy, XSEC.image / 2, 0, 2 * Math.PI);
@@ -120,19 +120,20 @@ function drawCrossSection() {
   xsec.font = "12px system-ui, sans-serif";
   xsec.textAlign = "center";
   xsec.textBaseline = "middle";
-  for (const [deg, x, y] of [[0, 510, cy], [90, cx, 512], [180, 10, cy], [270, cx, 8]]) xsec.fillText(`${deg}°`, x, y);
+  const edge = XSEC.size - 12;
+  for (const [deg, x, y] of [[0, edge, cy], [90, cx, edge + 4], [180, 14, cy], [270, cx, 8]]) xsec.fillText(`${deg}°`, x, y);
   xsec.textAlign = "left";
   xsec.font = "14px system-ui, sans-serif";
   xsec.fillStyle = "#e6e8eb";
   if (current) {
     xsec.fillText(`frame ${current.frame}  ${current.position_mm.toFixed(2)} mm`, 8, 20);
-    xsec.fillText(current.final ? `final: frame ${current.final.frame}` : "final: -", 8, 500);
+    xsec.fillText(current.final ? `final: frame ${current.final.frame}` : "final: -", 8, XSEC.size - 12);
   }
   if (!view.live) {
     xsec.textAlign = "center";
     xsec.font = "600 22px system-ui, sans-serif";
     xsec.fillStyle = "rgba(17, 20, 24, 0.75)";
-    xsec.fillRect(90, cy - 24, 340, 48);
+    xsec.fillRect(cx - 170, cy - 24, 340, 48);
     xsec.fillStyle = "#e6e8eb";
     xsec.fillText(statusText(), cx, cy);
   }
@@ -193,6 +194,8 @@ function draw(now) {
   }
   drawCrossSection();
   drawMap();
+  text("n-frame", current ? `${current.frame} (${current.position_mm.toFixed(1)} mm)` : "-");
+  text("n-fps", `${view.stats.fps.toFixed(1)} frames/s`);
   if (current) {
     view.lastDrawn = { frame: current.frame, provisional: current.provisional, final: current.final, stream: view.stream };
     if (view.onDrawn) view.onDrawn(view.lastDrawn);
@@ -235,10 +238,8 @@ function text(id, value) {
 function showNumbers(update) {
   const n = update.numbers;
   if (!n) return;
-  const spacing = (pullback && pullback.frame_spacing_mm) || 0;
-  text("n-frame", current ? `${current.frame} (${current.position_mm.toFixed(1)} mm)` : "-");
   text("n-maxarc", `${n.max_arc_deg.toFixed(0)}°`);
-  text("n-length", `${n.calcified_length_mm.toFixed(1)} mm (${n.calcified_frames} frames${spacing ? "" : ""})`);
+  text("n-length", `${n.calcified_length_mm.toFixed(1)} mm (${n.calcified_frames} frames)`);
   text("n-lesions", `${n.lesions}`);
   const score = n.score;
   text("n-score", score ? `${score.total_assessed} point${score.total_assessed === 1 ? "" : "s"}${n.score_final ? "" : " so far"}` : "0 points so far");
@@ -246,7 +247,6 @@ function showNumbers(update) {
   text("n-notassessed", missing.map((k) => (k === "calcified_nodule" ? "calcified nodule" : "vessel diameter < 3.5 mm")).join(", ") || "none");
   text("n-dropped", `${n.dropped} / ${n.filled}`);
   text("n-latency", n.latency_ms_last === null ? "-" : `${n.latency_ms_last.toFixed(1)} ms (p50 ${n.latency_ms_p50.toFixed(1)})`);
-  text("n-fps", `${view.stats.fps.toFixed(1)} frames/s`);
   const s = update.summary;
   text("summary", s ? `Pullback ${pullback ? pullback.pullback : ""} ended: ${s.n_frames} frames, max arc ${Math.round(s.max_arc_deg)}°, calcium length ${s.calcium_length_mm} mm.` : "");
 }
