@@ -132,7 +132,7 @@ def test_every_frame_is_drawn_or_skipped_and_the_arcs_lie_at_their_angles(
     # every result that reached the page was drawn or counted as skipped; the server counted the rest
     assert counts["drawn"] + counts["skipped"] == counts["received"]
     assert counts["received"] + counts["bridgeSkipped"] == N_FRAMES
-    assert counts["drawn"] >= N_FRAMES // 2
+    assert counts["drawn"] >= 10  # how many depends on the machine: the frame rate is measured in bench/, not here
 
     # the drawn arcs are the engine's, at their angles on the canvas
     published = {e["frame"]: e for e in engine.events if e["kind"] == "result"}

@@ -200,7 +200,7 @@ class ViewState:
         update["finals"] = {"from": cursor.finals, "rows": view.finals[cursor.finals :]}
         cursor.finals = len(view.finals)
         if view.results > cursor.results and view.result is not None:
-            skipped = view.results - cursor.results - 1 if cursor.results else 0
+            skipped = view.results - cursor.results - 1  # results of this pullback this browser never got
             cursor.results_skipped += skipped
             update["result"] = _result_payload(view.result, skipped)
             cursor.results = view.results

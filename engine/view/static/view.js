@@ -8,7 +8,8 @@ const COLOURS = {
   calcium: "rgb(255, 120, 0)", head: "rgb(255, 214, 140)", empty: "rgb(28, 31, 37)", lesion: "rgb(0, 190, 255)",
 };
 const SPREAD_HIGH = 51; // 0.2 * 255: ensemble members disagree (standard deviation of their probabilities)
-const XSEC = { size: 480, image: 384, rSpread: 197, rProvisional: 208, rFinal: 223, wSpread: 5, wProvisional: 10, wFinal: 12 };
+// The rings stay clear of the angle labels in the corners of the edges (the tests sample along them).
+const XSEC = { size: 480, image: 352, rSpread: 181, rProvisional: 192, rFinal: 207, wSpread: 5, wProvisional: 10, wFinal: 12 };
 const MAP = { left: 44, top: 26, height: 180, laneHeight: 14 };
 
 const view = (window.__ivuscalView = {
@@ -117,11 +118,13 @@ function drawCrossSection() {
     for (const [start, , extent] of (current.final || { arcs: [] }).arcs) ring(XSEC.rFinal, XSEC.wFinal, COLOURS.final, start, start + extent);
   }
   xsec.fillStyle = "#8a929c";
-  xsec.font = "12px system-ui, sans-serif";
-  xsec.textAlign = "center";
+  xsec.font = "11px system-ui, sans-serif";
   xsec.textBaseline = "middle";
-  const edge = XSEC.size - 12;
-  for (const [deg, x, y] of [[0, edge, cy], [90, cx, edge + 4], [180, 14, cy], [270, cx, 8]]) xsec.fillText(`${deg}°`, x, y);
+  const edge = XSEC.size - 2;
+  for (const [deg, x, y, align] of [[0, edge, cy, "right"], [90, cx, edge - 6, "center"], [180, 2, cy, "left"], [270, cx, 8, "center"]]) {
+    xsec.textAlign = align;
+    xsec.fillText(`${deg}°`, x, y);
+  }
   xsec.textAlign = "left";
   xsec.font = "14px system-ui, sans-serif";
   xsec.fillStyle = "#e6e8eb";
@@ -240,7 +243,7 @@ function showNumbers(update) {
   if (!n) return;
   text("n-maxarc", `${n.max_arc_deg.toFixed(0)}°`);
   text("n-length", `${n.calcified_length_mm.toFixed(1)} mm (${n.calcified_frames} frames)`);
-  text("n-lesions", `${n.lesions}`);
+  text("n-lesions", `${n.lesions} closed${current && current.in_calcium ? ", one open" : ""}`);
   const score = n.score;
   text("n-score", score ? `${score.total_assessed} point${score.total_assessed === 1 ? "" : "s"}${n.score_final ? "" : " so far"}` : "0 points so far");
   const missing = score ? ["calcified_nodule", "vessel_diameter_small"].filter((k) => score[k] === "not assessed") : ["calcified_nodule", "vessel_diameter_small"];
