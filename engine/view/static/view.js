@@ -177,10 +177,10 @@ function drawMap() {
   lmap.font = "11px system-ui, sans-serif";
   lmap.textAlign = "right";
   for (const deg of [0, 90, 180, 270, 360]) lmap.fillText(`${deg}°`, MAP.left - 4, MAP.top + (deg / 360) * MAP.height + 4);
-  lmap.textAlign = "center";
   const spacing = (pullback && pullback.frame_spacing_mm) || 0;
   for (let i = 0; i <= 5; i += 1) {
     const frame = Math.round((i / 5) * nFrames);
+    lmap.textAlign = i === 0 ? "left" : i === 5 ? "right" : "center";
     lmap.fillText(spacing ? `${(frame * spacing).toFixed(1)} mm` : `${frame}`, MAP.left + frame * scale, MAP.top + MAP.height + 16);
   }
 }
@@ -245,7 +245,7 @@ function showNumbers(update) {
   text("n-length", `${n.calcified_length_mm.toFixed(1)} mm (${n.calcified_frames} frames)`);
   text("n-lesions", `${n.lesions} closed${current && current.in_calcium ? ", one open" : ""}`);
   const score = n.score;
-  text("n-score", score ? `${score.total_assessed} point${score.total_assessed === 1 ? "" : "s"}${n.score_final ? "" : " so far"}` : "0 points so far");
+  text("n-score", score ? `${score.total_assessed} point${score.total_assessed === 1 ? "" : "s"}${n.score_final ? "" : " so far (closed lesions)"}` : "0 points so far (closed lesions)");
   const missing = score ? ["calcified_nodule", "vessel_diameter_small"].filter((k) => score[k] === "not assessed") : ["calcified_nodule", "vessel_diameter_small"];
   text("n-notassessed", missing.map((k) => (k === "calcified_nodule" ? "calcified nodule" : "vessel diameter < 3.5 mm")).join(", ") || "none");
   text("n-dropped", `${n.dropped} / ${n.filled}`);
