@@ -157,8 +157,13 @@ def create_app(
         selections = asyncio.create_task(_read_selections(websocket, cursor, bridge))
         try:
             version = -1
-            while not selections.done():
-                version = await bridge.changed_since(version)
+            while True:
+                change = asyncio.ensure_future(bridge.changed_since(version))
+                await asyncio.wait({change, selections}, return_when=asyncio.FIRST_COMPLETED)
+                if selections.done():  # the page went away
+                    change.cancel()
+                    break
+                version = change.result()
                 update, preview = bridge.state.message(cursor)
                 await websocket.send_text(json.dumps(update))
                 if preview is not None:

@@ -30,11 +30,9 @@ class Attached:
     def wait_for_browser(self, timeout_s: float) -> bool:
         """Wait until a page is connected to the view (or `timeout_s` passed); True if one is."""
         deadline = time.monotonic() + timeout_s
-        while self.view is not None and time.monotonic() < deadline:
-            if self.view.server.config.app.state.bridge.clients > 0:
-                return True
+        while self.view is not None and self.view.clients() == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
-        return self.view is not None and self.view.server.config.app.state.bridge.clients > 0
+        return self.view is not None and self.view.clients() > 0
 
     def stop(self) -> None:
         for stop in reversed(self._stops):
@@ -60,17 +58,15 @@ def attach(
         from engine.view.app import create_app  # noqa: PLC0415 - starlette only when serving the view
 
         host, port = host_port(view, "--view")
-        app = create_app(connectable(server.endpoints[1]), engine_metrics, feed_metrics=False)
-        try:
-            attached.view = ViewServer(app, host, port)
-            attached.view_url = attached.view.start()
-        except InputError:
-            if not view_fallback_port:
-                raise
-            attached.view = ViewServer(
-                create_app(connectable(server.endpoints[1]), engine_metrics, feed_metrics=False), host, 0
-            )
-            attached.view_url = attached.view.start()
+        for candidate in (port, 0) if view_fallback_port and port else (port,):
+            app = create_app(connectable(server.endpoints[1]), engine_metrics, feed_metrics=False)
+            attached.view = ViewServer(app, host, candidate)
+            try:
+                attached.view_url = attached.view.start()
+                break
+            except InputError:
+                if candidate == 0 or not view_fallback_port:
+                    raise
         attached._stops.append(attached.view.stop)
     if metrics is not None:
         host, port = host_port(metrics, "--metrics")

@@ -41,6 +41,7 @@ class ViewServer:
     def __init__(self, app: Starlette, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
         self.server = uvicorn.Server(config)
+        self.app = app
         self.host = host
         self._thread: threading.Thread | None = None
 
@@ -66,6 +67,10 @@ class ViewServer:
                 raise InternalError(f"the live view did not start within {timeout_s} s")
             time.sleep(0.02)
         return self.url
+
+    def clients(self) -> int:
+        """Pages connected now."""
+        return self.app.state.bridge.clients
 
     def run(self) -> None:
         """Serve in this thread until SIGINT/SIGTERM."""
