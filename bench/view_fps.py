@@ -1,11 +1,12 @@
 """The live view's displayed frame rate in a real headless Chromium during a 30 frames/s replay.
 
-Two rows. "engine + view": the engine (in this process, previews on) and its view run as
-`ivuscal serve --view` would, and a pullback is replayed from DICOM at `fps`; the page can show
-no more frames than the engine finishes. "view alone": the events that run published (results,
-previews, finals, heartbeats) are published again on a PUB socket at `fps` results a second to
-a view of their own (`ivuscal view`), so the page's capacity is measured apart from the engine's
-speed on this machine. Every 0.5 s the page's own frame-rate figure (draws in the last 2 s, the
+The pullback is replayed from DICOM at `fps` through the engine in this process: alone; with
+its view and previews as `ivuscal serve --view` runs them, no page open; and with the page open
+in Chromium (the page can show no more frames than the engine finishes). The engine-added
+latency of the three says what the view and the browser cost the engine on this machine.
+"view alone": the events of the last run (results, previews, finals, heartbeats) are published
+again on a PUB socket at `fps` results a second to a view of their own (`ivuscal view`), so the
+page's capacity is measured apart from the engine's speed on this machine. Every 0.5 s the page's own frame-rate figure (draws in the last 2 s, the
 number shown as 'view frame rate') is read. Goal: >= 25 frames/s at 30.
 """
 
@@ -38,7 +39,7 @@ NAME, TITLE = "view", "Live view: displayed frame rate in headless Chromium"
 def run(
     pullback: Path, model: Path, backend: str, model_description: str, fps: float = 30.0, threads: int | None = 1
 ) -> ScenarioResult:
-    """Both rows (module docstring); skipped without playwright or Chromium."""
+    """The rows of the module docstring; skipped without playwright or Chromium."""
     settings = {"pullback": pullback.name, "fps": fps, "backend": backend, "model": model_description}
     try:
         from playwright.sync_api import sync_playwright  # noqa: PLC0415
@@ -50,38 +51,50 @@ def run(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(**launch_args())
         try:
-            engine_row, events = _engine_and_view(browser, pullback, model, backend, fps, threads)
+            rows = [_engine_run(None, "engine alone", pullback, model, backend, fps, threads)[0]]
+            rows.append(_engine_run(None, "engine + view, no page open", pullback, model, backend, fps, threads)[0])
+            row, events = _engine_run(browser, "engine + view + page", pullback, model, backend, fps, threads)
+            rows.append(row)
             view_row = _view_alone(browser, events, fps)
         finally:
             browser.close()
-    rows = [engine_row, view_row]
+    rows.append(view_row)
     notes = [
         f"goal: view frame rate >= 25 at {fps:g} frames/s: {row['run']} "
         + ("met" if row["view_fps_median"] >= 25 else "NOT met")
-        for row in rows
+        for row in rows[2:]
     ]
     return ScenarioResult(name=NAME, title=TITLE, settings=settings, rows=rows, summary=view_row, notes=notes)
 
 
-def _engine_and_view(
-    browser: Any, pullback: Path, model: Path, backend: str, fps: float, threads: int | None
+def _engine_run(
+    browser: Any, run: str, pullback: Path, model: Path, backend: str, fps: float, threads: int | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", preview=PreviewSettings(fps=fps))
+    """The replay through the engine: alone, with its view (previews on), and with the page open when `browser`."""
+    with_view = run != "engine alone"
+    preview = PreviewSettings(fps=fps) if with_view else None
+    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", preview=preview)
     server = create_server(config, backend=backend, model=model, settings=PipelineSettings(), threads=threads)
+    samples: list[float] = []
+    stats: dict[str, Any] = {}
     with LoopbackEngine(server) as engine:
-        attached = attach(server, "127.0.0.1:0", None)
+        attached = attach(server, "127.0.0.1:0", None) if with_view else None
 
         def replay_until_summary() -> None:
             replay_file(pullback, engine.frames_endpoint, fps, "bench", "bench-view", context=server.context)
             engine.wait_for_summaries(1, timeout_s=600)
 
         try:
-            samples, stats = _watch(browser, attached.view_url, threading.Thread(target=replay_until_summary))
+            if browser is not None and attached is not None:
+                samples, stats = _watch(browser, attached.view_url, threading.Thread(target=replay_until_summary))
+            else:
+                replay_until_summary()
             events = engine.wait_for_summaries(1, timeout_s=10)
         finally:
-            attached.stop()
-    latency = summarize_ms(engine_latency_ms(events))
-    row = {"run": "engine + view", **_row(samples, stats, sum(e["kind"] == "result" for e in events))}
+            if attached is not None:
+                attached.stop()
+    latency = summarize_ms(engine_latency_ms(events)[30:])  # the first second warms up
+    row = {"run": run, **_row(samples, stats, sum(e["kind"] == "result" for e in events))}
     return {**row, "engine_p50_ms": latency["p50_ms"], "engine_p99_ms": latency["p99_ms"]}, events
 
 
@@ -141,7 +154,9 @@ def _watch(browser: Any, url: str, feeder: threading.Thread) -> tuple[list[float
 
 
 def _row(samples: list[float], stats: dict[str, Any], results: int) -> dict[str, Any]:
+    """A table row; the page's figures are empty (NaN) for runs without a page."""
     shown = np.asarray(samples, dtype=np.float64)
+    stats = stats or dict.fromkeys(("received", "drawn", "skipped", "bridgeSkipped", "previews"), float("nan"))
     return {
         "view_fps_median": float(np.median(shown)) if shown.size else float("nan"),
         "view_fps_min": float(shown.min()) if shown.size else float("nan"),
