@@ -6,8 +6,9 @@ in Chromium (the page can show no more frames than the engine finishes). The eng
 latency of the three says what the view and the browser cost the engine on this machine.
 "view alone": the events of the last run (results, previews, finals, heartbeats) are published
 again on a PUB socket at `fps` results a second to a view of their own (`ivuscal view`), so the
-page's capacity is measured apart from the engine's speed on this machine. Every 0.5 s the page's own frame-rate figure (draws in the last 2 s, the
-number shown as 'view frame rate') is read. Goal: >= 25 frames/s at 30.
+page's capacity is measured apart from the engine's speed on this machine. Every 0.5 s the
+page's own frame-rate figure (draws in the last 2 s, shown as 'view frame rate') is read.
+Goal: >= 25 frames/s at 30.
 """
 
 from __future__ import annotations
