@@ -280,6 +280,22 @@ def batch_command(
     finish([result], options)
 
 
+@command.command(name="view")
+@common_options
+@pullback_option
+@click.option("--backend", default="auto", show_default=True, help="The engine's inference backend.")
+@click.option("--frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames replayed.")
+@click.option("--fps", type=click.FloatRange(1, 120), default=30.0, show_default=True, help="Replay rate.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Frame size (pixels).")
+def view_command(options: dict, pullback: Path | None, backend: str, frames: int, fps: float, image_size: int) -> None:
+    """The live view's displayed frame rate in headless Chromium during a replay (goal >= 25 at 30 frames/s)."""
+    from bench import view_fps
+
+    path = _pullback(options, pullback, frames, image_size)
+    model, _ = _setup(options, None)
+    finish([with_load(view_fps.run, path, model.path, backend, model.description, fps)], options)
+
+
 @command.command(name="all")
 @common_options
 @backend_options

@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": ("engine.streaming.cli", "keys_command", "Create CURVE certificate pairs for the engine and its clients."),
     "replay": ("tools.replay", "command", "Publish a recorded pullback as a live stream."),
     "listen": ("tools.listen", "command", "Subscribe to the engine's results and show arcs live."),
+    "view": ("engine.view.cli", "command", "Live web view of a running engine, with /metrics."),
     "demo": ("tools.demo", "command", "End-to-end live demo on the default model and a generated pullback."),
     "batch": ("engine.batch.cli", "command", "Analyse an archive of pullbacks on a Dask cluster (local or existing)."),
     "bench": ("bench.cli", "command", "Latency and throughput benchmarks."),

@@ -2,7 +2,8 @@
 
 1. generate a pullback with the simulator (cached, so later runs start at once);
 2. start the engine in this process (loopback sockets on free ports, default model);
-3. replay the pullback from its DICOM file at 30 frames/s, showing the arcs as they come;
+3. replay the pullback from its DICOM file at 30 frames/s, showing the arcs as they come in the
+   terminal and in the live web view (`--view`, its URL printed; `--view-wait S` waits for a browser);
 4. stop cleanly and write the report (`ivuscal analyze` files) from the engine's journal,
    with the simulator's truth for comparison, plus the live statistics (latency, drops).
 """
@@ -25,8 +26,11 @@ from engine.pipeline import PipelineSettings
 from engine.streaming.auth import ClientKeys, create_keys
 from engine.streaming.latency import engine_latency_ms, summarize_ms
 from engine.streaming.loopback import LoopbackEngine
+from engine.streaming.preview import PreviewSettings
 from engine.streaming.server import ServerConfig, create_server
 from engine.truth import read_truth
+from engine.view.attach import attach
+from engine.view.runner import DEFAULT_VIEW
 from tools.listen import format_event
 from tools.replay import replay_file
 
@@ -94,8 +98,14 @@ def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSe
 @click.option("--quiet", is_flag=True, help="Only the summary lines, no per-frame view.")
 @click.option("--auth", "auth_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run with CURVE authentication, keys in this folder (server and demo pairs made when absent).")
-def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int,
-            model: Path | None, cache: Path | None, quiet: bool, auth_dir: Path | None) -> None:
+@click.option("--view", "view", default=DEFAULT_VIEW, show_default=True, help="Live web view on HOST:PORT (else a free port).")
+@click.option("--no-view", is_flag=True, help="No web view.")
+@click.option("--view-wait", type=click.FloatRange(0, 3600), default=0.0, help="Seconds to wait for a browser before replaying.")
+def command(
+    out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int,
+    model: Path | None, cache: Path | None, quiet: bool, auth_dir: Path | None, view: str, no_view: bool,
+    view_wait: float,
+) -> None:
     """Generate a pullback, stream it live through the engine at 30 frames/s, show the arcs, write the report."""
     if image_size % 16:
         raise InputError(f"--image-size must be a multiple of 16, got {image_size}")
@@ -103,20 +113,30 @@ def command(out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = PipelineSettings()
     keys = demo_keys(auth_dir) if auth_dir is not None else None
+    preview = None if no_view else PreviewSettings(fps=max(fps, 1.0))
     config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=out_dir / "journal", heartbeat_s=0.5,
-                          auth_dir=auth_dir, server_key=auth_dir / "server.key_secret" if auth_dir else None)
+                          auth_dir=auth_dir, server_key=auth_dir / "server.key_secret" if auth_dir else None,
+                          preview=preview)
     server = create_server(config, backend=backend, model=model, settings=settings, threads=threads)
     if not quiet:
         click.echo(f"engine: {server.status['backend']} {server.status['model']}; replaying {pullback.name} at {fps:g} frames/s", err=True)
     stop = threading.Event()
     with LoopbackEngine(server, on_event=live_view(quiet), keys=keys) as engine:
+        attached = None if no_view else attach(server, view, None, view_fallback_port=True)
         try:
+            if attached is not None:
+                click.echo(f"live view: {attached.view_url}", err=True)
+                if view_wait and not attached.wait_for_browser(view_wait):
+                    click.echo(f"no browser opened the view within {view_wait:g} s; replaying anyway", err=True)
             replay_file(pullback, engine.frames_endpoint, fps, STREAM, f"demo-seed{seed}",
                         stop=stop, context=server.context, keys=keys)
             events = engine.wait_for_summaries(1, timeout_s=max(120.0, 2 * n_frames / fps))
         except KeyboardInterrupt:
             stop.set()
             raise
+        finally:
+            if attached is not None:
+                attached.stop()
     started = next(e for e in events if e["kind"] == "started" and e["stream"] == STREAM)
     ended = next(e for e in events if e["kind"] == "summary" and e["stream"] == STREAM)
     latency = summarize_ms(engine_latency_ms(events))

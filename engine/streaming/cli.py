@@ -13,6 +13,7 @@ import click
 
 from engine.runtimes.cli_options import precision_option
 from engine.streaming.auth import create_keys
+from engine.streaming.preview import PreviewSettings
 from engine.streaming.server import MIB, ServerConfig, create_server
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,16 @@ _DEFAULTS = ServerConfig()
     is_flag=True,
     help="Allow a non-loopback address without --auth (anyone who can reach it can inject and read).",
 )
+@click.option("--view", "view", default=None, help="Live web view and /metrics on HOST:PORT, e.g. 127.0.0.1:8090.")
+@click.option("--metrics", "metrics", default=None, help="Serve Prometheus /metrics on HOST:PORT (without the view).")
+@click.option(
+    "--preview-fps", type=click.FloatRange(0, 120), default=PreviewSettings.fps, show_default=True,
+    help="JPEG previews per stream per second for the view (0: none).",
+)
+@click.option(
+    "--preview-size", type=click.IntRange(32, 1024), default=PreviewSettings.max_side, show_default=True,
+    help="Longest side of a preview, pixels.",
+)
 def command(
     frames_address: str,
     connect_frames: bool,
@@ -185,6 +196,10 @@ def command(
     auth_dir: Path | None,
     server_key: Path | None,
     insecure: bool,
+    view: str | None,
+    metrics: str | None,
+    preview_fps: float,
+    preview_size: int,
 ) -> None:
     """Run the live engine until SIGINT/SIGTERM; what was received is processed and open pullbacks flushed on exit."""
     if (auth_dir is None) != (server_key is None):
@@ -209,9 +224,15 @@ def command(
         auth_dir=auth_dir,
         server_key=server_key,
         insecure=insecure,
+        preview=PreviewSettings(fps=preview_fps, max_side=preview_size) if preview_fps > 0 else None,
     )
     server = create_server(config, backend=backend, model=model, threads=threads, device=device, precision=precision)
     frames_endpoint, results_endpoint = server.bind()
+    attached = None
+    if view or metrics:
+        from engine.view.attach import attach
+
+        attached = attach(server, view, metrics)
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
         log.warning("signal %d: finishing what was received (at most %.0f s) and shutting down", signum, shutdown_s)
@@ -227,7 +248,12 @@ def command(
         f"{server.status['backend']} {server.status['model']}{auto}; {security}",
         err=True,
     )
+    if attached:
+        view_url = attached.view_url or "-"
+        click.echo(f"ivuscal serve: live view {view_url}, metrics {attached.metrics_endpoint}", err=True)
     server.run()
+    if attached:
+        attached.stop()
     click.echo("ivuscal serve: stopped", err=True)
 
 

@@ -26,7 +26,7 @@ LAYOUT_DTYPES = {"cartesian": ("uint8",), "polar": ("float32", "uint8")}
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 TOPIC_START, TOPIC_FRAME, TOPIC_END = b"start", b"frame", b"end"
-EVENT_KINDS = ("started", "result", "final", "summary", "drop", "gap", "error", "heartbeat")
+EVENT_KINDS = ("started", "result", "final", "summary", "drop", "gap", "error", "heartbeat", "preview")
 
 
 class ProtocolError(InputError):

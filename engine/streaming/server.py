@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from engine.streaming import protocol as p
 from engine.streaming.auth import CurveServer, check_exposure, ipc_path
 from engine.streaming.inbound import InboundQueue, Item, Notice, Received
 from engine.streaming.journal import prune_journals
+from engine.streaming.preview import PreviewEncoder, PreviewSettings
 from engine.streaming.session import PipelineFactory
 from engine.streaming.stats import EngineStats
 from engine.streaming.streams import Published, StreamLimits, StreamTable
@@ -71,6 +73,7 @@ class ServerConfig:
     auth_dir: Path | None = None  # allowed client public keys (*.key); None: no authentication
     server_key: Path | None = None  # the engine's secret certificate (.key_secret), with auth_dir
     insecure: bool = False  # allow a non-loopback endpoint without authentication
+    preview: PreviewSettings | None = None  # JPEG previews for the web view (engine/streaming/preview.py)
 
     @property
     def max_message_bytes(self) -> int:
@@ -119,6 +122,9 @@ class StreamingServer:
         self._curve: CurveServer | None = None
         self._next_prune = 0.0
         self.endpoints: tuple[str, str] = ("", "")
+        # previews encoded by the preview thread, published by the worker (latest-wins per stream upstream)
+        self._previews: deque[Published] = deque(maxlen=256)
+        self.preview = PreviewEncoder(config.preview, self._previews.append) if config.preview else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -200,10 +206,13 @@ class StreamingServer:
             self.bind()
         receiver = threading.Thread(target=self._receive_loop, name="ivuscal-receiver", daemon=True)
         receiver.start()
+        if self.preview is not None:
+            self.preview.start()
         next_heartbeat = time.monotonic()
         try:
             while not (self._receiver_done.is_set() and len(self._queue) == 0):
                 self._work(self._queue.take(self.config.max_batch, timeout_s=min(self.config.heartbeat_s, 0.1)))
+                self._publish_previews()
                 now = time.monotonic()
                 self._publish_all(self.table.expire_idle(now, time.monotonic_ns()))
                 self._prune_journals(now)
@@ -214,6 +223,8 @@ class StreamingServer:
             self._heartbeat()
         finally:
             self._stop.set()
+            if self.preview is not None:
+                self.preview.stop()
             receiver.join(timeout=self.config.shutdown_s + 5)
             if receiver.is_alive():
                 log.error(
@@ -297,6 +308,8 @@ class StreamingServer:
         events.extend(self.table.flush(started_ns))
         self.table.sync_journals()  # every frame published below is on its way to disk
         self._publish_all(events)
+        if self.preview is not None:
+            self._offer_previews(batch)
 
     def _publish_all(self, events: list[Published]) -> None:
         for kind, stream, body in events:
@@ -317,6 +330,30 @@ class StreamingServer:
         self._pub.send_multipart(p.encode_event(kind, stream, body))
         for hook in self.publish_hooks:
             hook(kind, stream, body)
+
+    def gauges(self) -> dict[str, int]:
+        """Live values for metrics (any thread): frames received so far, queue depth, open streams."""
+        return {
+            "frames_received": self.stats.frames_received,
+            "queue_depth": len(self._queue),
+            "open_streams": len(self.table.sessions),
+        }
+
+    def _offer_previews(self, batch: list[Item]) -> None:
+        """Hand the newest admitted frame of each stream in `batch` to the preview encoder (latest wins)."""
+        assert self.preview is not None
+        newest: dict[str, p.FrameMessage] = {}
+        for item in batch:
+            if isinstance(item, Received) and isinstance(item.message, p.FrameMessage) and item.dropped is None:
+                newest[item.message.stream] = item.message
+        for stream, message in newest.items():
+            self.preview.offer(stream, message)
+
+    def _publish_previews(self) -> None:
+        """Send the previews the encoder thread made since the last call (this thread owns the PUB socket)."""
+        while self._previews:
+            kind, stream, body = self._previews.popleft()
+            self.publish(kind, stream, body)
 
     def _heartbeat(self) -> None:
         snapshot = self.stats.snapshot()
