@@ -28,18 +28,19 @@ def round_float(value: float, digits: int = SIGNIFICANT_DIGITS) -> float | None:
     return float(f"{value:.{digits}g}")
 
 
-def json_ready(value: Any) -> Any:
-    """`value` with only JSON types: dicts (string keys), lists, str, int, bool, None, rounded floats."""
+def json_ready(value: Any, digits: int | None = SIGNIFICANT_DIGITS) -> Any:
+    """`value` with only JSON types: dicts (string keys), lists, str, int, bool, None, floats rounded
+    to `digits` significant digits (`digits=None`: exact, for state that must round-trip)."""
     if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
+        return [json_ready(v, digits) for v in value]
     if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
+        return json_ready(value.tolist(), digits)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        return round_float(value)
+        return round_float(value, digits) if digits is not None else (value if math.isfinite(value) else None)
     return value
 
 
@@ -48,9 +49,15 @@ def dumps(data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
     return _encode(json_ready(data), indent, sort_keys)
 
 
-def write_json(path: Path | str, data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> Any:
-    """Write `data` to `path` atomically as JSON; returns what was written (the `json_ready` form)."""
-    ready = json_ready(data)
+def write_json(
+    path: Path | str, data: Any, *, indent: int | None = 2, sort_keys: bool = False, digits: int | None = SIGNIFICANT_DIGITS
+) -> Any:
+    """Write `data` to `path` atomically as JSON; returns what was written (the `json_ready` form).
+
+    Published files keep the default rounding; internal state read back by the program (training
+    checkpoints, cache indexes) passes `digits=None` so that it round-trips exactly.
+    """
+    ready = json_ready(data, digits)
     atomic.write_text(path, _encode(ready, indent, sort_keys))
     return ready
 

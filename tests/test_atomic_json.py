@@ -49,3 +49,10 @@ def test_write_json_writes_what_it_returns(tmp_path: Path) -> None:
     path = tmp_path / "out" / "r.json"
     written = write_json(path, {"pullback_length_mm": 299 * (5.0 / 299), "n": 3})
     assert json.loads(path.read_text()) == written == {"pullback_length_mm": 5.0, "n": 3}
+
+
+def test_state_written_with_digits_none_round_trips_exactly(tmp_path: Path) -> None:
+    state = {"lr": 0.0030000000000000005, "betas": (0.9, 0.999), "bad": float("nan")}
+    write_json(tmp_path / "state.json", state, digits=None)
+    assert json.loads((tmp_path / "state.json").read_text()) == {"lr": 0.0030000000000000005, "betas": [0.9, 0.999],
+                                                                 "bad": None}

@@ -106,7 +106,7 @@ class CacheWriter:
 
     def close(self) -> PolarCache:
         index = {"spec": self.spec.to_dict(), "pullbacks": [asdict(e) for e in self.entries]}
-        write_json(self.root / INDEX, index, indent=1)
+        write_json(self.root / INDEX, index, indent=1, digits=None)  # read back: exact
         return PolarCache(self.root)
 
 

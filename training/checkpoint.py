@@ -52,4 +52,4 @@ def _state_path(path: Path) -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    write_json(path, data, indent=1, sort_keys=True)
+    write_json(path, data, indent=1, sort_keys=True, digits=None)  # state: must round-trip exactly
