@@ -52,3 +52,11 @@ def test_serve_with_view_serves_the_page_its_assets_and_metrics(tmp_path: Path) 
 def test_view_refuses_a_bad_listen_address(listen: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["view", "--listen", listen]) == 2
     assert "--listen must be HOST:PORT" in capsys.readouterr().err
+
+
+def test_view_beyond_loopback_needs_insecure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["view", "--listen", "0.0.0.0:0"]) == 2
+    assert "no authentication" in capsys.readouterr().err
+    assert main(["serve", "--view", "0.0.0.0:0", "--backend", "onnxruntime", "--no-journal",
+                 "--frames", "tcp://127.0.0.1:*", "--results", "tcp://127.0.0.1:*"]) == 2
+    assert "--insecure" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from engine.errors import InputError
 from engine.runtimes.cli_options import precision_option
 from engine.streaming.auth import create_keys
 from engine.streaming.preview import PreviewSettings
@@ -232,7 +233,11 @@ def command(
     if view or metrics:
         from engine.view.attach import attach
 
-        attached = attach(server, view, metrics)
+        try:
+            attached = attach(server, view, metrics)
+        except InputError:
+            server.close()
+            raise
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
         log.warning("signal %d: finishing what was received (at most %.0f s) and shutting down", signum, shutdown_s)

@@ -57,7 +57,7 @@ def attach(
     if view is not None:
         from engine.view.app import create_app
 
-        host, port = host_port(view, "--view")
+        host, port = host_port(view, "--view", server.config.insecure)
         for candidate in (port, 0) if view_fallback_port and port else (port,):
             app = create_app(connectable(server.endpoints[1]), engine_metrics, feed_metrics=False)
             attached.view = ViewServer(app, host, candidate)
@@ -69,7 +69,7 @@ def attach(
                     raise
         attached._stops.append(attached.view.stop)
     if metrics is not None:
-        host, port = host_port(metrics, "--metrics")
+        host, port = host_port(metrics, "--metrics", server.config.insecure)
         try:
             http = serve_metrics(engine_metrics, host, port)
         except OSError as error:

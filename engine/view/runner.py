@@ -19,12 +19,20 @@ from engine.errors import InputError, InternalError
 DEFAULT_VIEW = "127.0.0.1:8090"
 
 
-def host_port(value: str, option: str) -> tuple[str, int]:
-    """'HOST:PORT' (PORT 0 picks a free one) -> (host, port); raises InputError naming `option`."""
+def host_port(value: str, option: str, insecure: bool = False) -> tuple[str, int]:
+    """'HOST:PORT' (PORT 0 picks a free one) -> (host, port); raises InputError naming `option`.
+
+    The page and /metrics have no authentication (the images are patient images), so a host
+    beyond loopback is refused unless `insecure` (`--insecure`) says it is meant.
+    """
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise InputError(f"{option} must be HOST:PORT (e.g. {DEFAULT_VIEW}), got {value!r}")
-    return host.strip("[]"), int(port)
+    host = host.strip("[]")
+    if not (host in ("localhost", "::1") or host.startswith("127.")) and not insecure:
+        raise InputError(f"{option} {value}: the live view and /metrics have no authentication; serve them on "
+                         "loopback (and tunnel, e.g. ssh -L) or, knowingly, add --insecure")
+    return host, int(port)
 
 
 def connectable(endpoint: str) -> str:
