@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.filter import filter_map
+from engine.metrics import Confusion
 from training.cache import PolarCache
-from training.metrics import Confusion
 
 
 def confounder_table(cache: PolarCache, cohort_dir: Path, maps: dict[int, np.ndarray], window: tuple[int, int]) -> dict:

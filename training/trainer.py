@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.metrics import Confusion
 from engine.model.network import CalciumNet, NetConfig
 from engine.progress import progress
 from training.cache import PolarCache
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import batches, frame_indices
 from training.losses import BceDiceLoss
-from training.metrics import Confusion
 from training.transforms import Compose, default_augmentation
 
 log = logging.getLogger("training")
