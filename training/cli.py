@@ -75,7 +75,7 @@ def evaluate_command(
     from engine.model.weights import load_ensemble
     from training.cache import PolarCache
     from training.cohort import cache_cohort_dir
-    from training.confounders import confounder_table
+    from training.confounders import confounder_table, format_confounders, worst_pullbacks
     from training.evaluate import format_report, member_predictions, score_predictions
 
     if cohort is None and cache_dir is None:
@@ -97,13 +97,11 @@ def evaluate_command(
     report["model"] = ensemble.model_id
     if cohort is not None:
         report["confounders"] = confounder_table(cache, cohort, ensemble_maps, window)
+    report["worst_pullbacks"] = worst_pullbacks(report, cache, cohort)
     click.echo(f"{ensemble.model_id} on {len(cache)} pullbacks, window {window_frames} frames x {window_alines} A-lines")
     click.echo(format_report(report))
-    for kind, row in report.get("confounders", {}).items():
-        click.echo(
-            f"  {kind:<12} {row['frames']:>6} frames: false calcium {row['false_positive_deg_per_frame']:5.1f} deg/frame, "
-            f"specificity {row['specificity']:.4f} (ensemble, filtered)"
-        )
+    click.echo("false-positive rate per confounder (share of its non-calcium A-lines called calcium, ensemble):")
+    click.echo(format_confounders(report.get("confounders", {}), report["worst_pullbacks"]))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")

@@ -21,6 +21,7 @@ from tools.simulator.motion import FrameMotion, Motion
 
 WIRE_RADIUS_MM = 0.18  # 0.014 inch guidewire
 STRUT_HALF_WIDTH_MM = 0.05
+VISIBLE_SHADOW_DB = 3.0  # metal labelled on the A-lines where its shadow is at least this deep
 RING_MM = 0.12  # spacing of the reverberation echoes behind metal (strut, guidewire)
 CELL_KINDS = ("guidewire", "stent", "attenuated", "fibrous", "branch", "interplate", "lipid", "bubble",
               "sheath", "vein", "pericardium")  # confounders labelled per A-line in the truth
@@ -170,9 +171,9 @@ class Scene:
         reflectors = [ca, strut, cap]
         if self.config.guidewire:
             wire = self._guidewire(z, theta, borders.lumen)
-            cells["guidewire"] |= wire.amplitude > 0
+            cells["guidewire"] |= wire.loss_db > VISIBLE_SHADOW_DB
             reflectors.append(wire)
-        cells["stent"] |= strut.amplitude > 0
+        cells["stent"] |= strut.loss_db > VISIBLE_SHADOW_DB
         cells["branch"] |= branch_w > 0
         for mask in cells.values():
             mask &= ~calcium
