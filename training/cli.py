@@ -11,6 +11,7 @@ import click
 import torch
 
 from engine.errors import InputError
+from training.reliability import member_spread
 
 log = logging.getLogger("training")
 
@@ -76,6 +77,7 @@ def evaluate_command(
     from training.cache import PolarCache
     from training.cohort import cache_cohort_dir
     from training.confounders import confounder_table, format_confounders, worst_pullbacks
+    from training.reliability import flag_figures, format_flag_figures, wrong_frames
     from training.evaluate import format_report, member_predictions, score_predictions
 
     if cohort is None and cache_dir is None:
@@ -93,7 +95,9 @@ def evaluate_command(
         raise InputError(f"cache was sampled for {cache.spec}, the model expects {ensemble.spec}", source=str(cache.root))
     window = (window_frames, window_alines)
     ensemble_maps: dict = {}
-    report = score_predictions(_keep_ensemble(member_predictions(ensemble.models, cache), ensemble_maps), cache, window)
+    spreads: dict = {}
+    kept = _keep_ensemble(member_predictions(ensemble.models, cache), ensemble_maps, spreads)
+    report = score_predictions(kept, cache, window)
     report["model"] = ensemble.model_id
     if cohort is not None:
         report["confounders"] = confounder_table(cache, cohort, ensemble_maps, window)
@@ -102,15 +106,22 @@ def evaluate_command(
     click.echo(format_report(report))
     click.echo("false-positive rate per confounder (share of its non-calcium A-lines called calcium, ensemble):")
     click.echo(format_confounders(report.get("confounders", {}), report["worst_pullbacks"]))
+    if ensemble.reliability is not None:
+        rows = [(cache.pullbacks[i].source, spreads[i], wrong_frames(prob, cache.labels(i), window))
+                for i, prob in ensemble_maps.items()]
+        report["reliability"] = flag_figures(rows, ensemble.reliability)
+        click.echo(format_flag_figures(report["reliability"]))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
 
 
-def _keep_ensemble(items, store: dict):
-    """Pass (pullback, probs) items through, keeping each ensemble map in `store`."""
+def _keep_ensemble(items, store: dict, spreads: dict):
+    """Pass (pullback, probs) items through, keeping each ensemble map in `store` and the
+    members' spread (frames, A) in `spreads`."""
     for index, probs in items:
         store[index] = probs["ensemble"]
+        spreads[index] = member_spread(probs)
         yield index, probs
 
 

@@ -81,6 +81,8 @@ def analyze_pullback(
         end = pipeline.end()
         _offer(keeper, recent, end.final)
         model = runtime.describe() if hasattr(runtime, "describe") else {"model_id": getattr(runtime, "model_id", "")}
+        calibration = getattr(runtime, "reliability", None)
+        model["reliability"] = calibration.to_dict() if calibration is not None else None
         result = collector.finish(end, pipeline.frame_spacing_mm, settings, model=model, source=_source(info))
         radius_px = runtime.spec.max_radius_mm / min(cal.pixel_spacing_mm)
         return result, keeper.frames(), FrameGeometry(cal.center_rc, radius_px)
@@ -213,6 +215,8 @@ def command(
         result, key_frames, geometry = analyze_pullback(pullback, runtime, settings, chunk_frames, overrides, quiet)
     labels = truth_map(truth_data, result.n_frames, result.n_alines, truth) if truth_data is not None else None
     summary = write_report(out_dir, result, labels, key_frames, geometry)
+    if summary["reliability_notice"]:
+        click.echo(f"{out_dir}: {summary['reliability_notice']}", err=quiet)
     if not quiet:
         score = summary["score"]
         click.echo(

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save
 from engine.errors import InputError
 from engine.model.network import CalciumNet, NetConfig
 from engine.model.spec import InputSpec
+from engine.reliability import Reliability, load_reliability
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "default" / "ensemble.safetensors"
 FORMAT = "ivuscal-ensemble/1"
@@ -34,6 +35,7 @@ class LoadedEnsemble:
     card: dict = field(default_factory=dict)
     path: Path | None = None
     sha256: str = ""
+    reliability: Reliability | None = None  # calibrated reliability flag (engine/reliability.py), if any
 
     @property
     def model_id(self) -> str:
@@ -130,7 +132,7 @@ def load_ensemble(path: Path | str | None = None) -> LoadedEnsemble:
     card = json.loads(card_file.read_text()) if card_file.is_file() else {}
     if card and card.get("weights_sha256") != sha:
         raise InputError(f"model card {card_file.name} does not match the weights (hash differs)", source=str(path))
-    return LoadedEnsemble(models, spec, config, card, path, sha)
+    return LoadedEnsemble(models, spec, config, card, path, sha, load_reliability(path, sha))
 
 
 @torch.no_grad()

@@ -33,6 +33,7 @@ class EnsembleRuntime(ABC):
         self.model_id: str = ensemble.model_id
         self.weights_sha256: str = ensemble.sha256
         self.n_members: int = len(ensemble.models)
+        self.reliability = ensemble.reliability  # engine.reliability.Reliability | None
         self.xp = xp
 
     def infer(self, polar: Any) -> tuple[Any, Any]:

@@ -20,6 +20,7 @@ import numpy as np
 from engine.errors import InputError
 from engine.pipeline import CalciumPipeline, FinalFrame, FrameOutput, PullbackOutput
 from engine.quantify import total_arc_deg
+from engine.reliability import frame_flag
 from engine.streaming import protocol as p
 from engine.streaming.journal import JournalWriter, journal_path
 
@@ -286,7 +287,8 @@ class StreamSession:
                 "calcified": bool(out.provisional_arcs),
             },
             "final": [final_payload(f) for f in out.final],
-            "uncertainty": {"spread_mean": float(out.spread.mean()), "spread_max": float(out.spread.max())},
+            "uncertainty": {"spread_mean": float(out.spread.mean()), "spread_max": float(out.spread.max()),
+                            "flagged": frame_flag(getattr(current.pipeline.runtime, "reliability", None), out.spread)},
             "lesion": current.lesion_status(),
             "closed_lesions": [lesion.to_dict() for lesion in out.closed_lesions],
             "t": timing,
