@@ -49,6 +49,37 @@ def train_command(preset_name: str, work_dir: Path | None, out: Path | None, thr
         )
 
 
+@click.command("generalise")
+@click.option("--hold-out", "style", required=True,
+              help="Appearance to leave out of training and test on: rotational40, rotational60, phased20 or stress.")
+@click.option("--preset", "preset_name", default="small", show_default=True, help="Training recipe to derive from.")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
+              help="Data, checkpoints, log and ensemble. [default: runs/<preset>-without-<style>]")
+@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True, help="CPU threads for torch.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def generalise_command(style: str, preset_name: str, work_dir: Path | None, threads: int, quiet: bool) -> None:
+    """Leave-one-style-out: train without one device style (or on standard consoles only for
+    "stress"), test on that style alone; compares out-of-fold (seen styles) with the held-out test."""
+    from training.presets import get_preset, held_out_style
+    from training.run import run_training
+
+    preset = held_out_style(get_preset(preset_name), style)
+    work_dir = work_dir or Path("runs") / preset.name
+    out = work_dir / "ensemble.safetensors"
+    torch.set_num_threads(threads)
+    _log_to(work_dir / "train.log")
+    command = (f"ivuscal generalise --hold-out {shlex.quote(style)} --preset {shlex.quote(preset_name)} "
+               f"--work-dir {shlex.quote(str(work_dir))}")
+    ensemble = run_training(preset, work_dir, out, quiet=quiet, command=command)
+    metrics = ensemble.card["metrics"]
+    click.echo(f"wrote {out} ({ensemble.model_id})")
+    for label, block in (("seen styles (out-of-fold)", metrics["out_of_fold"]),
+                         (f"held-out {style} (test)", metrics["test"]["ensemble"])):
+        f = block["filtered"]
+        click.echo(f"{label}: dice {f['dice']:.4f}, specificity {f['specificity']:.4f}, "
+                   f"sensitivity {f['sensitivity']:.4f}, arc error {f['arc_error_deg']:.1f} deg (filtered)")
+
+
 @click.command("evaluate")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None, help="Ensemble weights. [default: the shipped model]")
 @click.option("--cohort", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None, help="A simulator cohort directory (DICOM + truth + manifest).")
@@ -77,8 +108,8 @@ def evaluate_command(
     from training.cache import PolarCache
     from training.cohort import cache_cohort_dir
     from training.confounders import confounder_table, format_confounders, worst_pullbacks
-    from training.reliability import flag_figures, format_flag_figures, wrong_frames
     from training.evaluate import format_report, member_predictions, score_predictions
+    from training.reliability import flag_figures, format_flag_figures, wrong_frames
 
     if cohort is None and cache_dir is None:
         raise click.UsageError("give --cohort DIR or --cache DIR")

@@ -21,7 +21,7 @@ from engine.model.network import CalciumNet, NetConfig
 from engine.progress import progress
 from training.cache import PolarCache
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import batches, frame_indices
+from training.data import batches, frame_indices, with_hard_negatives
 from training.losses import BceDiceLoss
 from training.transforms import Compose, default_augmentation
 
@@ -44,6 +44,7 @@ class TrainConfig:
     warmup_steps: int = 30
     dice_weight: float = 1.0
     augment: bool = True
+    hard_negative_share: float = 0.0  # extra draws of frames with calcium-like confounders (data.with_hard_negatives)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,7 +133,8 @@ def train_member(
     while not state["done"] and epoch < config.max_epochs:
         rng = seeded_rng(seed, fold, epoch)
         torch.manual_seed(int(rng.integers(2**31)))
-        rows = frame_indices(cache, train_pullbacks, config.frame_stride, offset=epoch)
+        rows = with_hard_negatives(cache, frame_indices(cache, train_pullbacks, config.frame_stride, offset=epoch),
+                                   config.hard_negative_share, rng)
         model.train()
         losses = []
         with progress(f"fold {fold} epoch {epoch}", steps_per_epoch, quiet) as bar:
