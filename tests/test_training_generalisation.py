@@ -52,3 +52,27 @@ def test_cohort_plan_survives_its_json_round_trip() -> None:
 def test_default_preset_samples_hard_negatives_and_augments() -> None:
     default = PRESETS["default"]
     assert default.train.hard_negative_share > 0 and default.train.augment
+
+
+def test_generalise_command_trains_without_the_style_and_tests_on_it(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from engine.cli import main
+    from engine.model.weights import load_ensemble
+    from training import presets
+
+    tiny = presets.PRESETS["tiny"]
+    sim = replace(tiny, name="simtiny", n_folds=2,
+                  train_cohort=CohortPlan("simulator", 2, seed=5, n_frames=6),
+                  test_cohort=CohortPlan("simulator", 1, seed=6, n_frames=6))
+    monkeypatch.setitem(presets.PRESETS, "simtiny", sim)
+    work = tmp_path / "w"
+    args = ["--preset", "simtiny", "--work-dir", str(work), "--quiet"]
+    assert main(["generalise", "--hold-out", "phased20", *args]) == 0
+    card = load_ensemble(work / "ensemble.safetensors").card
+    manifests = [json.loads((work / part / "cohort/cohort.json").read_text()) for part in ("train", "test")]
+    train_devices, test_devices = ({run["settings"]["device"] for patient in manifest["patients"]
+                                    for run in patient["pullbacks"]} for manifest in manifests)
+    assert "phased20" not in train_devices and test_devices == {"phased20"}
+    assert card["training"]["preset"]["name"] == "simtiny-without-phased20"
+    assert main(["generalise", "--hold-out", "nope", *args]) == 2
