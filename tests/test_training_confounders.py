@@ -52,4 +52,7 @@ def test_worst_pullbacks_sorts_by_specificity(cohort) -> None:
     assert worst[0]["pullback"] == cache.pullbacks[0].source
     assert worst[0]["specificity"] <= worst[-1]["specificity"]
     assert worst[0]["device"] is not None and worst[0]["appearance"] == "standard"
-    assert "worst pullbacks" in format_confounders({}, worst)
+    table = confounder_table(cache, cohort_dir, {i: probs["ensemble"] for i, probs in items}, (1, 1))
+    text = format_confounders(table, worst)
+    assert "stent" in text and "worst pullbacks" in text
+    assert all(row["pullback"] in text.split("worst pullbacks")[1] for row in worst)

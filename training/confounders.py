@@ -98,8 +98,8 @@ def format_confounders(table: dict, worst: list[dict]) -> str:
     """Text lines: per-kind false-positive rates, then the worst pullbacks."""
     lines = [f"{'confounder':<12}{'frames':>8}{'cells':>10}{'FP raw':>9}{'FP filt':>9}  worst pullback (filtered)"]
     for kind, row in table.items():
-        worst = row["worst"]
-        where = f"{worst['pullback']} {100 * worst['fp_rate']:.1f}%" if worst else "-"
+        top = row["worst"]
+        where = f"{top['pullback']} {100 * top['fp_rate']:.1f}%" if top else "-"
         lines.append(f"{kind:<12}{row['frames']:>8}{row['cells']:>10}{100 * row['fp_rate']['raw']:>8.1f}%"
                      f"{100 * row['fp_rate']['filtered']:>8.1f}%  {where}")
     lines.append(f"{'worst pullbacks':<20}{'frames':>7}{'spec':>8}{'dice':>8}{'sens':>8}{'arc err':>9}"
