@@ -63,3 +63,20 @@ def test_flag_figures_count_caught_wrong_frames_and_false_alarms() -> None:
     assert figures["wrong_frames_flagged"] == 0.5 and figures["right_frames_flagged"] == 0.5
     probs = {"model0": np.zeros((1, 3)), "model1": np.ones((1, 3)), "ensemble": np.full((1, 3), 0.5)}
     assert member_spread(probs).tolist() == [[0.5, 0.5, 0.5]]
+
+
+def test_live_results_carry_the_frame_flag(tmp_path: Path) -> None:
+    """Over real loopback sockets: a calibrated model flags frames in `uncertainty.flagged`."""
+    from test_streaming_fixtures import loopback, make_ensemble, make_frames, start
+
+    from engine.model.weights import load_ensemble
+    from tools.replay import send_pullback
+
+    frames = make_frames(8, seed=4)
+    model = make_ensemble(tmp_path / "ensemble.safetensors", frames)
+    write_reliability(model, Reliability(-1.0, calibration={"weights_sha256": load_ensemble(model).sha256}))
+    with loopback(model, tmp_path) as engine:
+        send_pullback(engine.sender(), [(0, frames)], start(n_frames=8), fps=None)
+        events = engine.wait_for_summaries(1, timeout_s=60)
+    results = [e for e in events if e["kind"] == "result"]
+    assert results and all(r["uncertainty"]["flagged"] is True for r in results)
