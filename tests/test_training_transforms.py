@@ -88,3 +88,13 @@ def test_angular_jitter_warps_image_and_labels_together() -> None:
         assert abs(float(out_labels.sum()) - 40) <= 12
         moved += int(not torch.equal(out_labels, labels))
     assert moved >= 5
+
+
+def test_named_augmentations_keep_the_pre_issue_12_set_reproducible() -> None:
+    from training.transforms import AUGMENTATIONS
+
+    basic = [type(t).__name__ for t in AUGMENTATIONS["basic"]().transforms]
+    assert basic == ["RandomRotation", "RandomAngleFlip", "RandomDepthScale", "RandomBlur", "RandomGainContrast",
+                     "RandomDepthGain", "RandomSpeckle"]  # the shipped model's card
+    default = {type(t).__name__ for t in AUGMENTATIONS["default"]().transforms}
+    assert {"RandomAngularJitter", "RandomNoiseFloor"} <= default

@@ -181,6 +181,12 @@ class RandomBlur:
         return blurred, labels
 
 
+def basic_augmentation() -> Compose:
+    """The augmentation the current shipped model was trained with (before issue 12)."""
+    return Compose([RandomRotation(), RandomAngleFlip(), RandomDepthScale(), RandomBlur(), RandomGainContrast(),
+                    RandomDepthGain(), RandomSpeckle()])
+
+
 def default_augmentation() -> Compose:
     """The augmentation of the `default` preset: geometry, NURD-like jitter, and appearance
     (pulse and beam blur, gain and grey curve, TGC ramp, speckle of several grain sizes, noise
@@ -198,3 +204,6 @@ def default_augmentation() -> Compose:
             RandomNoiseFloor(),
         ]
     )
+
+
+AUGMENTATIONS = {"default": default_augmentation, "basic": basic_augmentation}
