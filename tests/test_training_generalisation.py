@@ -75,4 +75,5 @@ def test_generalise_command_trains_without_the_style_and_tests_on_it(tmp_path, m
                                     for run in patient["pullbacks"]} for manifest in manifests)
     assert "phased20" not in train_devices and test_devices == {"phased20"}
     assert card["training"]["preset"]["name"] == "simtiny-without-phased20"
+    assert card["training"]["preset"]["train"]["augmentation"] == "default"
     assert main(["generalise", "--hold-out", "nope", *args]) == 2

@@ -53,23 +53,35 @@ def train_command(preset_name: str, work_dir: Path | None, out: Path | None, thr
 @click.option("--hold-out", "style", required=True,
               help="Appearance to leave out of training and test on: rotational40, rotational60, phased20 or stress.")
 @click.option("--preset", "preset_name", default="small", show_default=True, help="Training recipe to derive from.")
+@click.option("--augmentation", type=click.Choice(["default", "basic"]), default=None,
+              help="Override the preset's augmentation (basic: the pre-issue-12 set, for comparisons).")
+@click.option("--hard-negative-share", type=click.FloatRange(0.0, 2.0), default=None,
+              help="Override the preset's hard-negative oversampling (0: none).")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None,
               help="Data, checkpoints, log and ensemble. [default: runs/<preset>-without-<style>]")
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True, help="CPU threads for torch.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def generalise_command(style: str, preset_name: str, work_dir: Path | None, threads: int, quiet: bool) -> None:
+def generalise_command(style: str, preset_name: str, augmentation: str | None, hard_negative_share: float | None,
+                       work_dir: Path | None, threads: int, quiet: bool) -> None:
     """Leave-one-style-out: train without one device style (or on standard consoles only for
     "stress"), test on that style alone; compares out-of-fold (seen styles) with the held-out test."""
+    from dataclasses import replace
+
     from training.presets import get_preset, held_out_style
     from training.run import run_training
 
     preset = held_out_style(get_preset(preset_name), style)
+    overrides = {k: v for k, v in (("augmentation", augmentation), ("hard_negative_share", hard_negative_share))
+                 if v is not None}
+    if overrides:
+        preset = replace(preset, train=replace(preset.train, **overrides))
     work_dir = work_dir or Path("runs") / preset.name
     out = work_dir / "ensemble.safetensors"
     torch.set_num_threads(threads)
     _log_to(work_dir / "train.log")
     command = (f"ivuscal generalise --hold-out {shlex.quote(style)} --preset {shlex.quote(preset_name)} "
-               f"--work-dir {shlex.quote(str(work_dir))}")
+               f"--work-dir {shlex.quote(str(work_dir))}"
+               + "".join(f" --{k.replace('_', '-')} {v}" for k, v in overrides.items()))
     ensemble = run_training(preset, work_dir, out, quiet=quiet, command=command)
     metrics = ensemble.card["metrics"]
     click.echo(f"wrote {out} ({ensemble.model_id})")
