@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("tools.simulator.cli", "command", "Generate a synthetic IVUS cohort as DICOM with calcium truth."),
     "train": ("training.cli", "train_command", "Train the 5-fold cross-validated ensemble."),
     "evaluate": ("training.cli", "evaluate_command", "Score models and the ensemble against truth."),
+    "calibrate-reliability": ("training.reliability", "calibrate_command", "Calibrate the model's reliability flag."),
+    "generalise": ("training.cli", "generalise_command", "Leave-one-style-out: train without a style, test on it."),
     "explain": ("engine.commands.explain", "command", "Render a frame with its predicted arc and attention map."),
     "analyze": ("engine.commands.analyze", "command", "Analyse a recorded pullback offline and write a report."),
     "tune-filter": ("training.tune_filter", "command", "Grid-search the post-processing window against truth."),

@@ -10,7 +10,9 @@ Files beside `NAME.dcm` (docs/simulator.md, docs/conventions.md):
 - `NAME.truth.npz`: `arc_frame`, `arc_start_deg`, `arc_extent_deg` (the labels: noisy when label
   noise was asked for), `exact_arc_*` (always exact), `n_frames`, `labels_360` (bool, frames x
   360), `lumen_radius_mm` and `vessel_radius_mm` (float32, frames x 360, at A-line centres),
-  `frame_time_s`, `pullback_rate_mm_s`, `label_noise`.
+  `frame_time_s`, `pullback_rate_mm_s`, `label_noise`; `confounder_kinds` (str, K) and
+  `confounder_bits` (uint16, frames x 360): bit k set where confounder kind k lies in that
+  1-degree cell (and it is not calcium) - the per-cell labels false-positive rates are measured on.
 - `NAME.lesions.json`: `lesions` (a list of records), `confounders`, `angle_convention`.
 """
 
@@ -51,6 +53,7 @@ class CalciumTruth:
     lesions: list[Any] = field(default_factory=list)  # records (dicts, or the simulator's Lesion)
     exact_arcs: list[list[Arc]] | None = None  # set when `arcs` carry label noise
     confounders: list[dict] = field(default_factory=list)
+    confounder_cells: dict[str, np.ndarray] = field(default_factory=dict)  # kind -> bool (frames, 360)
 
     @property
     def n_frames(self) -> int:
@@ -71,6 +74,14 @@ class CalciumTruth:
             if frame_arcs:
                 out[i] = angles_in_arcs(frame_arcs, centres)
         return out
+
+    def confounder_mask(self, kind: str, n_alines: int = 360) -> np.ndarray:
+        """bool (frames, n_alines): A-lines whose centre falls in a 1-degree cell where `kind` lies."""
+        cells = self.confounder_cells.get(kind)
+        if cells is None:
+            return np.zeros((self.n_frames, n_alines), dtype=bool)
+        centres = ((np.arange(n_alines) + 0.5) * 360.0 / n_alines).astype(int) % 360
+        return cells[:, centres]
 
     def frame_position_mm(self) -> np.ndarray:
         """Nominal position of each frame (docs/conventions.md)."""
@@ -103,6 +114,7 @@ def write_truth(path: str | Path, truth: CalciumTruth) -> Path:
             frame_time_s=np.float64(truth.frame_time_s),
             pullback_rate_mm_s=np.float64(truth.pullback_rate_mm_s),
             label_noise=np.bool_(truth.label_noise),
+            **_pack_cells(truth.confounder_cells, truth.n_frames),
         )
     doc = {"lesions": [asdict(les) if is_dataclass(les) and not isinstance(les, type) else dict(les)
                        for les in truth.lesions],
@@ -125,7 +137,8 @@ def read_truth(path: str | Path) -> CalciumTruth:
             exact = (_unflatten(n, z["exact_arc_frame"], z["exact_arc_start_deg"], z["exact_arc_extent_deg"])
                      if "exact_arc_frame" in z else None)
             truth = CalciumTruth(arcs, z["lumen_radius_mm"], z["vessel_radius_mm"], float(z["frame_time_s"]),
-                                 float(z["pullback_rate_mm_s"]), exact_arcs=exact)
+                                 float(z["pullback_rate_mm_s"]), exact_arcs=exact,
+                                 confounder_cells=_unpack_cells(z))
     except (OSError, KeyError, ValueError) as error:
         raise InputError(f"cannot read calcium truth: {error}", source=str(npz_path)) from error
     if json_path.exists():
@@ -152,3 +165,22 @@ def _unflatten(n_frames: int, frame: np.ndarray, start: np.ndarray, extent: np.n
     for i, s, e in zip(frame.tolist(), start.tolist(), extent.tolist(), strict=True):
         arcs[i].append((s, e))
     return arcs
+
+
+def _pack_cells(cells: dict[str, np.ndarray], n_frames: int) -> dict[str, np.ndarray]:
+    """Per-cell confounder masks as one uint16 bit field (frames, 360) and the kind of each bit."""
+    if len(cells) > 16:
+        raise ValueError(f"at most 16 confounder kinds fit the bit field, got {len(cells)}")
+    kinds = sorted(cells)
+    bits = np.zeros((n_frames, 360), dtype=np.uint16)
+    for k, kind in enumerate(kinds):
+        bits |= cells[kind].astype(np.uint16) << np.uint16(k)
+    return {"confounder_kinds": np.asarray(kinds, dtype=str), "confounder_bits": bits}
+
+
+def _unpack_cells(z: Any) -> dict[str, np.ndarray]:
+    """Inverse of `_pack_cells`; empty for truth files written before the per-cell labels."""
+    if "confounder_bits" not in z:
+        return {}
+    bits = z["confounder_bits"]
+    return {str(kind): ((bits >> np.uint16(k)) & 1).astype(bool) for k, kind in enumerate(z["confounder_kinds"])}

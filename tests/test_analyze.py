@@ -195,3 +195,28 @@ def test_dicom_flag_writes_sr_and_presentation_state_of_the_same_analysis(
 def test_dicom_flag_needs_the_pullback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert analyze(["--journal", str(tmp_path / "j.ivj"), "--out", str(tmp_path), "--dicom"]) == 2
     assert "--dicom needs the PULLBACK" in capsys.readouterr().err
+
+
+def test_reliability_flag_reaches_summary_and_top_line(pullback: Path, weights: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from engine.model.weights import load_ensemble
+    from engine.reliability import Reliability, write_reliability
+
+    model = tmp_path / "flagged.safetensors"
+    shutil.copy(weights, model)
+    shutil.copy(weights.with_name("tiny.card.json"), tmp_path / "flagged.card.json")
+    sha = load_ensemble(model).sha256
+    write_reliability(model, Reliability(-1.0, 0.5, calibration={"weights_sha256": sha}))  # every frame flagged
+    out = tmp_path / "o"
+    assert analyze([str(pullback), "--out", str(out), "--model", str(model), "--backend", "torch"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reliability"]["flagged_frames"] == N_FRAMES and summary["reliability"]["pullback_flagged"]
+    assert summary["reliability_notice"].startswith("UNRELIABLE")
+    assert capsys.readouterr().out.splitlines()[0].endswith(summary["reliability_notice"])
+
+
+def test_without_a_calibration_the_reliability_fields_are_null(report: Path) -> None:
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["reliability_notice"] is None and summary["reliability"]["flagged_share"] is None

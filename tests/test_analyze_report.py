@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -19,13 +21,15 @@ def test_aline_metrics_on_a_hand_made_map() -> None:
     assert m == pytest.approx({"accuracy": 6 / 8, "dice": 4 / 6, "sensitivity": 2 / 3, "specificity": 4 / 5})
 
 
-def test_metrics_with_nothing_to_find_are_perfect_not_nan() -> None:
+def test_metrics_with_nothing_to_find_are_undefined_as_everywhere_in_the_project() -> None:
     empty = np.zeros((3, 5), dtype=bool)
-    assert aline_metrics(empty, empty) == {"accuracy": 1.0, "dice": 1.0, "sensitivity": 1.0, "specificity": 1.0}
+    m = aline_metrics(empty, empty)
+    assert m["accuracy"] == 1.0 and m["specificity"] == 1.0
+    assert math.isnan(m["dice"]) and math.isnan(m["sensitivity"])  # docs/conventions.md, Metrics
 
 
 def test_metrics_refuse_mismatched_shapes() -> None:
-    with pytest.raises(InputError, match="does not match"):
+    with pytest.raises(InputError, match="must both be"):
         aline_metrics(np.zeros((3, 5), bool), np.zeros((4, 5), bool))
 
 

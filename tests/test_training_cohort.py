@@ -67,6 +67,7 @@ def test_confounder_table_counts_false_calls_per_kind(cohort: Path, tmp_path: Pa
     calls_none = confounder_table(cache, cohort, nothing, (3, 5))
     assert "guidewire" in calls_all
     for kind, row in calls_all.items():
-        assert row["frames"] > 0
-        assert row["specificity"] == 0.0 or np.isnan(row["specificity"])
-        assert calls_none[kind]["false_positive_deg_per_frame"] == 0.0
+        assert row["frames"] > 0 and row["cells"] > 0
+        assert row["fp_rate"]["raw"] == row["fp_rate"]["filtered"] == 1.0
+        assert calls_none[kind]["fp_rate"]["filtered"] == 0.0
+    assert cache.hard_frames(0) is not None  # hard-negative frames recorded for training

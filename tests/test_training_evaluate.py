@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from engine.metrics import Confusion, arc_errors_deg
 from engine.model.spec import InputSpec
 from training.cache import CacheWriter
 from training.evaluate import format_report, score_map, score_predictions
-from training.metrics import Confusion, arc_errors_deg
 
 SPEC = InputSpec(n_alines=72, n_depth=16)
 

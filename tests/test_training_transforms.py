@@ -9,10 +9,12 @@ import torch
 from training.transforms import (
     Compose,
     RandomAngleFlip,
+    RandomAngularJitter,
     RandomBlur,
     RandomDepthGain,
     RandomDepthScale,
     RandomGainContrast,
+    RandomNoiseFloor,
     RandomRotation,
     RandomSpeckle,
     default_augmentation,
@@ -49,7 +51,8 @@ def test_angle_flip_maps_aline_k_to_a_minus_1_minus_k() -> None:
 
 @pytest.mark.parametrize(
     "transform",
-    [RandomGainContrast(), RandomDepthGain(), RandomSpeckle(p=1.0), RandomDepthScale(), RandomBlur(p=1.0)],
+    [RandomGainContrast(), RandomDepthGain(), RandomSpeckle(p=1.0), RandomDepthScale(), RandomBlur(p=1.0),
+     RandomSpeckle(p=1.0, max_grain=3), RandomBlur(p=1.0, lateral=True), RandomNoiseFloor(p=1.0)],
 )
 def test_photometric_and_depth_transforms_keep_labels_and_range(transform) -> None:
     polar, labels = _frame_with_bright_arc()
@@ -72,3 +75,26 @@ def test_depth_scale_moves_structures_deeper_when_zooming_in() -> None:
     polar, labels = _frame_with_bright_arc()
     out, _ = RandomDepthScale(scale=(1.5, 1.5))(polar, labels, np.random.default_rng(0))
     assert int(out[:, 20].argmax()) > int(polar[:, 20].argmax())
+
+
+def test_angular_jitter_warps_image_and_labels_together() -> None:
+    polar, labels = _frame_with_bright_arc()
+    moved = 0
+    for seed in range(10):
+        out, out_labels = RandomAngularJitter(max_deg=12.0, p=1.0)(polar, labels, np.random.default_rng(seed))
+        bright = _bright_alines(out)
+        # the bright arc and the labels coincide up to the one A-line of interpolation at each end
+        assert float((bright != out_labels).sum()) <= 2
+        assert abs(float(out_labels.sum()) - 40) <= 12
+        moved += int(not torch.equal(out_labels, labels))
+    assert moved >= 5
+
+
+def test_named_augmentations_keep_the_pre_issue_12_set_reproducible() -> None:
+    from training.transforms import AUGMENTATIONS
+
+    basic = [type(t).__name__ for t in AUGMENTATIONS["basic"]().transforms]
+    assert basic == ["RandomRotation", "RandomAngleFlip", "RandomDepthScale", "RandomBlur", "RandomGainContrast",
+                     "RandomDepthGain", "RandomSpeckle"]  # the shipped model's card
+    default = {type(t).__name__ for t in AUGMENTATIONS["default"]().transforms}
+    assert {"RandomAngularJitter", "RandomNoiseFloor"} <= default

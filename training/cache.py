@@ -4,6 +4,7 @@ Layout of a cache directory:
     index.json                 spec, and per pullback: key, patient, n_frames, source
     <key>.polar.npy            uint8 (n_frames, n_depth, n_alines): round(255 * polar)
     <key>.labels.npy           bool (n_frames, n_alines): calcium truth per A-line
+    <key>.hard.npy             bool (n_frames,), optional: a hard negative (HARD_NEGATIVE_KINDS) in the frame
 
 Frames are opened with `np.load(mmap_mode="r")`, so memory use is bounded by what a batch
 touches (the operating system's page cache does the rest). Patient identifiers stay inside the
@@ -24,6 +25,8 @@ from engine.json_output import write_json
 from engine.model.spec import InputSpec
 
 INDEX = "index.json"
+# confounders that look like calcium in part (bright, or shadowing): oversampled in training
+HARD_NEGATIVE_KINDS = ("fibrous", "stent", "attenuated", "branch", "interplate", "bubble")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,11 @@ class PolarCache:
             self._labels[key] = np.load(self.root / f"{key}.labels.npy")
         return self._labels[key]
 
+    def hard_frames(self, index: int) -> np.ndarray | None:
+        """bool (n_frames,) frames of pullback `index` holding a hard negative; None when not recorded."""
+        path = self.root / f"{self.pullbacks[index].key}.hard.npy"
+        return np.load(path) if path.is_file() else None
+
     @property
     def patients(self) -> list[str]:
         return [p.patient for p in self.pullbacks]
@@ -87,15 +95,21 @@ class CacheWriter:
         self._pending = CachedPullback(key, patient, n_frames, source)
         return np.lib.format.open_memmap(self.root / f"{key}.polar.npy", mode="w+", dtype=np.uint8, shape=shape)
 
-    def end(self, polar: np.ndarray, labels: np.ndarray) -> None:
-        """Flush the pullback's frames and store its labels (bool (n_frames, n_alines))."""
+    def end(self, polar: np.ndarray, labels: np.ndarray, hard: np.ndarray | None = None) -> None:
+        """Flush the pullback's frames and store its labels (bool (n_frames, n_alines)) and, when
+        given, its hard-negative frames (bool (n_frames,))."""
         entry = self._pending
         if labels.shape != (entry.n_frames, self.spec.n_alines):
             raise ValueError(f"labels of {entry.key} must be {(entry.n_frames, self.spec.n_alines)}, got {labels.shape}")
+        if hard is not None and np.shape(hard) != (entry.n_frames,):
+            raise ValueError(f"hard-negative frames of {entry.key} must be ({entry.n_frames},), got {np.shape(hard)}")
         if isinstance(polar, np.memmap):
             polar.flush()
         with atomic_path(self.root / f"{entry.key}.labels.npy") as partial:
             np.save(partial, labels.astype(bool))
+        if hard is not None:
+            with atomic_path(self.root / f"{entry.key}.hard.npy") as partial:
+                np.save(partial, np.asarray(hard, dtype=bool))
         self.entries.append(entry)
 
     def add(self, key: str, patient: str, polar: np.ndarray, labels: np.ndarray, source: str = "") -> None:

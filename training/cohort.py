@@ -21,7 +21,7 @@ from engine.json_output import json_ready, write_json
 from engine.model.spec import InputSpec
 from engine.progress import progress
 from engine.truth import read_truth
-from training.cache import INDEX, CacheWriter, PolarCache, to_uint8
+from training.cache import HARD_NEGATIVE_KINDS, INDEX, CacheWriter, PolarCache, to_uint8
 from training.presets import CohortPlan
 from training.synthetic import synthetic_pullback
 
@@ -70,7 +70,10 @@ def generate_simulator_cohort(plan: CohortPlan, cohort_dir: Path, quiet: bool = 
     manifest = cohort_dir / MANIFEST_NAME
     if not manifest.is_file():
         log.info("generating simulator cohort: %d patients, seed %d", plan.n_patients, plan.seed)
-        generate_cohort(cohort_dir, plan.n_patients, plan.seed, n_frames=plan.n_frames, quiet=quiet)
+        fixed: dict = {"appearance": plan.appearance}
+        if plan.devices is not None:
+            fixed["devices"] = tuple(plan.devices)
+        generate_cohort(cohort_dir, plan.n_patients, plan.seed, n_frames=plan.n_frames, quiet=quiet, **fixed)
     return cohort_dir
 
 
@@ -94,14 +97,19 @@ def cache_cohort_dir(cohort_dir: Path, cache_dir: Path, spec: InputSpec, quiet: 
     with progress("cache", total=len(entries), quiet=quiet) as bar:
         for case, run in entries:
             dicom = cohort_dir / run["dicom"]
-            labels = read_truth(dicom).labels(spec.n_alines, exact=exact)
+            truth = read_truth(dicom)
+            labels = truth.labels(spec.n_alines, exact=exact)
+            hard = np.zeros(truth.n_frames, dtype=bool)
+            for kind in HARD_NEGATIVE_KINDS:
+                hard |= truth.confounder_mask(kind).any(axis=1)
             key = Path(run["dicom"]).stem
-            _cache_dicom(writer, dicom, key, f"case{case:04d}", labels, spec)
+            _cache_dicom(writer, dicom, key, f"case{case:04d}", labels, spec, hard)
             bar.advance()
     return writer.close()
 
 
-def _cache_dicom(writer: CacheWriter, dicom: Path, key: str, patient: str, labels: np.ndarray, spec: InputSpec) -> None:
+def _cache_dicom(writer: CacheWriter, dicom: Path, key: str, patient: str, labels: np.ndarray, spec: InputSpec,
+                 hard: np.ndarray | None = None) -> None:
     """Read a pullback through engine.dicom, sample it with engine.geometry, store it as uint8 polar."""
     with open_pullback(dicom) as pullback:
         info = pullback.info
@@ -114,4 +122,4 @@ def _cache_dicom(writer: CacheWriter, dicom: Path, key: str, patient: str, label
         for start, frames in pullback.iter_chunks(64):
             polar = sampler.sample_into(frames, buffer[: len(frames)])
             out[start : start + len(frames)] = to_uint8(polar)
-    writer.end(out, labels)
+    writer.end(out, labels, hard)

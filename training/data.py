@@ -29,6 +29,24 @@ def frame_indices(cache: PolarCache, pullbacks: Sequence[int], stride: int = 1, 
     return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 2), dtype=np.int64)
 
 
+def with_hard_negatives(cache: PolarCache, rows: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """`rows` plus extra draws of its hard-negative frames (confounders that mimic calcium), so that
+    about `share` of the result comes from them on top of their natural share; unchanged when the
+    cache records none."""
+    if share <= 0 or len(rows) == 0:
+        return rows
+    hard = np.zeros(len(rows), dtype=bool)
+    for p in np.unique(rows[:, 0]):
+        frames = cache.hard_frames(int(p))
+        if frames is not None:
+            at = rows[:, 0] == p
+            hard[at] = frames[rows[at, 1]]
+    if not hard.any():
+        return rows
+    extra = rng.choice(np.flatnonzero(hard), size=int(round(share * len(rows))), replace=True)
+    return np.concatenate([rows, rows[extra]])
+
+
 def load_frames(cache: PolarCache, rows: np.ndarray) -> tuple[Tensor, Tensor]:
     """Frames (B, D, A) float32 in [0, 1] and labels (B, A) float32 for (pullback, frame) rows."""
     polar = np.stack([cache.polar(int(p))[int(f)] for p, f in rows])

@@ -4,7 +4,7 @@ A report is a dict (JSON-ready):
     {"window": [frames, alines],
      "pooled": {name: {"raw": metrics, "filtered": metrics}},
      "per_pullback": [{"pullback": i, "n_frames": n, name: {"raw": ..., "filtered": ...}}, ...]}
-where `metrics` are those of `training.metrics.Confusion.metrics` and `name` is a member
+where `metrics` are those of `engine.metrics.Confusion.metrics` and `name` is a member
 ("model0"...), "ensemble", or any label a caller gives (e.g. "out_of_fold").
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from engine.filter import filter_map
+from engine.metrics import Confusion
 from engine.model.network import CalciumNet
 from training.cache import PolarCache
 from training.data import frame_indices
-from training.metrics import Confusion
 from training.trainer import predict_rows
 
 STAGES = ("raw", "filtered")

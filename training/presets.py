@@ -1,12 +1,13 @@
 """Named training recipes: what data, how many folds, which hyperparameters.
 
-`default` reproduces the shipped model (engine/model/default/) on a 2-core CPU in under an
-hour; `tiny` trains on the built-in synthetic task in seconds (tests, smoke runs).
+`default` trains the shipped model's recipe (engine/model/default/) on a 2-core CPU in under an
+hour; `small` is a reduced-scale version of it; `tiny` trains on the built-in synthetic task in
+seconds (tests, smoke runs). `held_out_style` derives a leave-one-style-out variant of a preset.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from engine.errors import InputError
 from engine.model.network import NetConfig
@@ -26,9 +27,13 @@ class CohortPlan:
     n_patients: int
     seed: int
     n_frames: int = 360
+    devices: tuple[str, ...] | None = None  # simulator device styles drawn from (None: all)
+    appearance: str = "standard"  # simulator console-setting ranges: standard | stress
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["devices"] = None if self.devices is None else list(self.devices)
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,27 @@ PRESETS: dict[str, Preset] = {
             val_frame_stride=6,
             warmup_steps=20,
             max_member_seconds=480.0,
+            hard_negative_share=0.3,
         ),
+    ),
+    # reduced scale (about a quarter of `default`): quick checks of data and augmentation changes
+    "small": Preset(
+        name="small",
+        train_cohort=CohortPlan("simulator", n_patients=8, seed=1101, n_frames=200),
+        test_cohort=CohortPlan("simulator", n_patients=3, seed=2202, n_frames=200),
+        train=TrainConfig(
+            batch_size=32,
+            lr=3e-3,
+            max_epochs=5,
+            patience=2,
+            frame_stride=4,
+            max_steps_per_epoch=20,
+            val_frame_stride=8,
+            warmup_steps=10,
+            max_member_seconds=150.0,
+            hard_negative_share=0.3,
+        ),
+        n_folds=3,
     ),
     "tiny": Preset(
         name="tiny",
@@ -85,6 +110,24 @@ PRESETS: dict[str, Preset] = {
         seed=7,
     ),
 }
+
+
+def held_out_style(preset: Preset, style: str) -> Preset:
+    """`preset` trained without one appearance and tested only on it: a device style (its train
+    cohort draws from the other styles) or "stress" (console settings outside the training ranges)."""
+    from tools.simulator.config import DEVICES
+
+    if preset.train_cohort.source != "simulator":
+        raise InputError(f"preset {preset.name!r} does not use the simulator", source="generalise")
+    if style == "stress":
+        train, test = preset.train_cohort, replace(preset.test_cohort, appearance="stress")
+    elif style in DEVICES:
+        others = tuple(name for name in DEVICES if name != style)
+        train = replace(preset.train_cohort, devices=others)
+        test = replace(preset.test_cohort, devices=(style,))
+    else:
+        raise InputError(f"unknown style {style!r}; choose one of {sorted(DEVICES) + ['stress']}", source="generalise")
+    return replace(preset, name=f"{preset.name}-without-{style}", train_cohort=train, test_cohort=test)
 
 
 def get_preset(name: str) -> Preset:

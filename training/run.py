@@ -29,7 +29,7 @@ from training.evaluate import (
 from training.folds import patient_folds
 from training.presets import Preset
 from training.trainer import train_member
-from training.transforms import default_augmentation
+from training.transforms import AUGMENTATIONS
 
 log = logging.getLogger("training")
 
@@ -85,7 +85,8 @@ def run_training(
         "flops_per_frame_per_member": flops_per_frame(members[0], spec),
         "training": {
             "preset": preset.to_dict(),
-            "augmentation": [type(t).__name__ for t in default_augmentation().transforms] if preset.train.augment else [],
+            "augmentation": ([type(t).__name__ for t in AUGMENTATIONS[preset.train.augmentation]().transforms]
+                             if preset.train.augment else []),
             "train_cohort": _cohort_summary(train_cache, preset.train_cohort.seed),
             "test_cohort": _cohort_summary(test_cache, preset.test_cohort.seed),
             "folds": fold_info,

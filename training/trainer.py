@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.metrics import Confusion
 from engine.model.network import CalciumNet, NetConfig
 from engine.progress import progress
 from training.cache import PolarCache
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import batches, frame_indices
+from training.data import batches, frame_indices, with_hard_negatives
 from training.losses import BceDiceLoss
-from training.metrics import Confusion
-from training.transforms import Compose, default_augmentation
+from training.transforms import AUGMENTATIONS, Compose
 
 log = logging.getLogger("training")
 
@@ -44,6 +44,8 @@ class TrainConfig:
     warmup_steps: int = 30
     dice_weight: float = 1.0
     augment: bool = True
+    augmentation: str = "default"  # transforms.AUGMENTATIONS: "default", or "basic" (the pre-issue-12 set)
+    hard_negative_share: float = 0.0  # extra draws of frames with calcium-like confounders (data.with_hard_negatives)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +108,7 @@ def train_member(
     model = CalciumNet(net_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = BceDiceLoss(dice_weight=config.dice_weight)
-    augment: Compose | None = default_augmentation() if config.augment else None
+    augment: Compose | None = AUGMENTATIONS[config.augmentation]() if config.augment else None
     val_rows = frame_indices(cache, val_pullbacks, config.val_frame_stride)
     steps_per_epoch = math.ceil(len(frame_indices(cache, train_pullbacks, config.frame_stride)) / config.batch_size)
     if config.max_steps_per_epoch:
@@ -132,7 +134,8 @@ def train_member(
     while not state["done"] and epoch < config.max_epochs:
         rng = seeded_rng(seed, fold, epoch)
         torch.manual_seed(int(rng.integers(2**31)))
-        rows = frame_indices(cache, train_pullbacks, config.frame_stride, offset=epoch)
+        rows = with_hard_negatives(cache, frame_indices(cache, train_pullbacks, config.frame_stride, offset=epoch),
+                                   config.hard_negative_share, rng)
         model.train()
         losses = []
         with progress(f"fold {fold} epoch {epoch}", steps_per_epoch, quiet) as bar:

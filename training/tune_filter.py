@@ -10,7 +10,8 @@ post-inference stages (`engine.report.result_from_probabilities`) and are scored
 truth, as the study did, on:
 - calcium-score agreement: the fraction of pullbacks whose arc points of the IVUS calcium score
   (engine/quantify/score.py) equal the truth's;
-- Dice over all (frame, A-line) cells of the cohort (pooled) and its mean per pullback.
+- Dice over all (frame, A-line) cells of the cohort (pooled) and its mean per pullback
+  (engine.metrics; a pullback without calcium in truth or prediction has no Dice and is skipped).
 Ties on agreement go to the higher pooled Dice. Outputs: tune_filter.csv, tune_filter.md and
 tune_filter.png (one heat map per criterion).
 """
@@ -28,6 +29,7 @@ import numpy as np
 from engine import atomic
 from engine.errors import InputError
 from engine.figures import save_figure
+from engine.metrics import Confusion, mean_defined
 from engine.pipeline import PipelineSettings
 from engine.progress import progress
 from engine.quantify import QuantifySettings, summarize_pullback
@@ -90,22 +92,22 @@ def evaluate_window(cases: list[TruthCase], window_alines: int, window_frames: i
     """Filter every case with one window and score it against the truth."""
     settings = PipelineSettings(window_frames=window_frames, window_alines=window_alines, quantify=quantify)
     agree, dices, arc_errors = 0, [], []
-    tp = fp = fn = 0
+    pooled = Confusion()
     for case in cases:
         result = result_from_probabilities(case.probability, None, case.frame_spacing_mm, settings)
-        pred, truth = result.calcium, case.truth
-        c_tp, c_fp, c_fn = int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
-        tp, fp, fn = tp + c_tp, fp + c_fp, fn + c_fn
-        dices.append(2 * c_tp / (2 * c_tp + c_fp + c_fn) if (c_tp + c_fp + c_fn) else 1.0)
+        counts = Confusion.of(result.calcium, case.truth)
+        pooled += counts
+        dices.append(counts.metrics()["dice"])
         agree += int(result.summary.score.total == case.truth_score)
         arc_errors.append(abs(result.summary.max_arc_deg - case.truth_max_arc_deg))
-    pooled = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
-    return GridCell(window_alines, window_frames, agree / len(cases), pooled, float(np.mean(dices)), float(np.mean(arc_errors)))
+    return GridCell(window_alines, window_frames, agree / len(cases), pooled.metrics()["dice"], mean_defined(dices),
+                    float(np.mean(arc_errors)))
 
 
 def best_cell(cells: list[GridCell]) -> GridCell:
     """Highest score agreement, then pooled Dice, then the smaller window."""
-    return max(cells, key=lambda c: (c.score_agreement, c.dice_pooled, -c.window_alines * c.window_frames))
+    return max(cells, key=lambda c: (c.score_agreement, np.nan_to_num(c.dice_pooled, nan=-1.0),
+                                     -c.window_alines * c.window_frames))
 
 
 def write_csv(path: Path, cells: list[GridCell]) -> None:

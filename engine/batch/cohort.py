@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.dicom.header import read_header
+from engine.truth import read_truth
 
 COLUMNS = [
     "pullback", "file", "study_uid", "series_uid", "sop_uid", "n_frames", "length_mm", "n_lesions",
@@ -117,9 +118,7 @@ class _TruthLabels:
         self._sources, self._n_alines = list(sources), n_alines
 
     def labels(self, index: int) -> np.ndarray:
-        from tools.simulator import load_truth
-
-        return load_truth(self._sources[index]).labels(self._n_alines, exact=True)
+        return read_truth(self._sources[index]).labels(self._n_alines, exact=True)
 
 
 def evaluate(reports: Sequence[tuple[str, Path, Path]], window: tuple[int, int]) -> dict[str, Any]:

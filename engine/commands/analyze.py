@@ -84,6 +84,8 @@ def analyze_pullback(
         end = pipeline.end()
         _offer(keeper, recent, end.final)
         model = runtime.describe() if hasattr(runtime, "describe") else {"model_id": getattr(runtime, "model_id", "")}
+        calibration = getattr(runtime, "reliability", None)
+        model["reliability"] = calibration.to_dict() if calibration is not None else None
         result = collector.finish(end, pipeline.frame_spacing_mm, settings, model=model, source=_source(info))
         radius_px = runtime.spec.max_radius_mm / min(cal.pixel_spacing_mm)
         return result, keeper.frames(), FrameGeometry(cal.center_rc, radius_px)
@@ -282,6 +284,8 @@ def command(
             pullback, out_dir, runtime, settings, chunk_frames=chunk_frames, overrides=overrides,
             truth=truth_data, dicom_outputs=dicom_outputs, quiet=quiet,
         )
+    if summary["reliability_notice"]:
+        click.echo(f"{out_dir}: {summary['reliability_notice']}", err=quiet)
     if not quiet:
         score = summary["score"]
         click.echo(

@@ -23,6 +23,7 @@ from engine import atomic
 from engine.errors import InputError
 from engine.json_output import write_json
 from engine.model.spec import InputSpec, NetConfig
+from engine.reliability import Reliability, load_reliability
 
 if TYPE_CHECKING:  # torch is needed only to build the members (training, export, the torch backend)
     import torch
@@ -48,6 +49,7 @@ class LoadedEnsemble:
     card: dict = field(default_factory=dict)
     path: Path | None = None
     sha256: str = ""
+    reliability: Reliability | None = None  # calibrated reliability flag (engine/reliability.py), if any
     _models: list[CalciumNet] | None = field(default=None, repr=False)
 
     @property
@@ -192,7 +194,7 @@ def load_ensemble(path: Path | str | None = None) -> LoadedEnsemble:
         raise InputError(
             "model card does not match the weights (weights_sha256 differs)", source=str(card_path_for(path))
         )
-    return LoadedEnsemble(spec, config, n_members, tensors, card, path, sha)
+    return LoadedEnsemble(spec, config, n_members, tensors, card, path, sha, reliability=load_reliability(path, sha))
 
 
 def ensemble_probabilities(models: list[CalciumNet], polar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
+from engine.metrics import aline_metrics
 from engine.pipeline import CalciumPipeline, PipelineSettings
 from engine.quantify import frame_arcs, summarize_pullback
 from engine.report import files, plots
-from engine.report.metrics import aline_metrics
 from engine.report.result import AnalysisResult, ResultCollector
 
 ROWS_PER_STEP = 256

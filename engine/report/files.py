@@ -11,6 +11,7 @@ import numpy as np
 from engine import atomic
 from engine.json_output import json_ready, write_json
 from engine.quantify import frame_arcs, largest_arc_deg, total_arc_deg
+from engine.reliability import report_section
 from engine.report.result import AnalysisResult
 
 FORMAT = "ivuscal-analysis/1"
@@ -38,13 +39,16 @@ def write_truth_labels(path: Path, truth: np.ndarray) -> None:
 
 def summary_dict(result: AnalysisResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """summary.json: the pullback summary, the settings and model that produced it, and `extra`."""
+    reliability = report_section(result.spread, result.model.get("reliability"))
     data = {
         "format": FORMAT,
+        "reliability_notice": reliability["notice"],
         **result.summary.to_dict(),
         "n_alines": result.n_alines,
         "settings": result.settings.to_dict(),
         "model": result.model,
         "source": result.source,
+        "reliability": reliability,
     }
     data.update(extra or {})
     return json_ready(data)

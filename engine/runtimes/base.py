@@ -33,6 +33,7 @@ class EnsembleRuntime(ABC):
         self.model_id: str = ensemble.model_id
         self.weights_sha256: str = ensemble.sha256
         self.n_members: int = ensemble.n_members
+        self.reliability = ensemble.reliability  # engine.reliability.Reliability | None
         self.xp = xp
         self.chosen_because: str | None = None  # set by create_runtime("auto"): why this backend
 

@@ -29,6 +29,7 @@ import numpy as np
 from engine.errors import InputError
 from engine.pipeline import CalciumPipeline, FinalFrame, FrameOutput
 from engine.quantify import LesionTracker, total_arc_deg
+from engine.reliability import frame_flag
 from engine.streaming import protocol as p
 from engine.streaming.journal import JournalWriter, journal_path
 
@@ -419,7 +420,11 @@ class StreamSession:
                 "calcified": bool(out.provisional_arcs),
             },
             "final": [final_payload(f) for f in out.final],
-            "uncertainty": {"spread_mean": float(out.spread.mean()), "spread_max": float(out.spread.max())},
+            "uncertainty": {
+                "spread_mean": float(out.spread.mean()),
+                "spread_max": float(out.spread.max()),
+                "flagged": frame_flag(getattr(current.pipeline.runtime, "reliability", None), out.spread),
+            },
             "lesion": lesion_status(tracker),
             "closed_lesions": [lesion.to_dict() for lesion in out.closed_lesions],
             "t": timing,

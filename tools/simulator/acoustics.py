@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tools.simulator.appearance import sample_appearance
 from tools.simulator.config import PullbackConfig
-from tools.simulator.scene import RayScene, Scene
+from tools.simulator.scene import RING_MM, RayScene, Scene
 from tools.simulator.speckle import SpeckleBank
 
 LN10_20 = np.log(10.0) / 20.0
@@ -48,10 +49,12 @@ class PolarRenderer:
         self.beyond_db = rng.uniform(-5, 1)
         self.alpha_blood = 0.35 * f
         self.alpha_tissue = style.tissue_att_db_mm * rng.uniform(0.8, 1.25)
-        self.noise_db = rng.uniform(-40, -33)
-        self.dynamic_range = rng.uniform(48, 62)
-        self.gain_db = rng.uniform(-4, 3)
-        self.tgc_db_mm = self.alpha_tissue * rng.uniform(0.5, 0.9)
+        self.appearance = sample_appearance(rng, config.appearance)  # console settings
+        self.noise_db = self.appearance.noise_db
+        self.dynamic_range = self.appearance.dynamic_range_db
+        self.gain_db = self.appearance.gain_db
+        self.tgc_db_mm = self.alpha_tissue * self.appearance.tgc_fraction
+        self.gamma_table = self.appearance.gamma_table()
         self.speckle_mm = rng.uniform(0.15, 0.4)  # pullback distance over which tissue speckle decorrelates
         self.catheter = self._catheter_image(rng)
         # constants of the per-frame hot path
@@ -79,7 +82,8 @@ class PolarRenderer:
         img = 10 ** (rng.uniform(6, 12) / 20) * np.exp(-(((r - rc) / sigma) ** 2)) * ripple
         inner = rng.uniform(0.5, 0.8) * rc
         img += 10 ** (rng.uniform(-6, 4) / 20) * np.exp(-(((r - inner) / sigma) ** 2)) * ripple[::-1]
-        zone = np.clip((r - rc) / 0.02, 0, 1) * np.exp(-np.maximum(r - rc, 0) / max(s.ringdown_mm, 1e-3))
+        ringdown = max(s.ringdown_mm * self.appearance.ringdown_scale, 1e-3)
+        zone = np.clip((r - rc) / 0.02, 0, 1) * np.exp(-np.maximum(r - rc, 0) / ringdown)
         img += 10 ** (rng.uniform(4, 10) / 20) * zone * self.bank.random_view(rng)
         return img.astype(np.float32)
 
@@ -146,6 +150,7 @@ class PolarRenderer:
             att[sub] += bubble[sub, None].astype(np.float32) * self.blood_start
 
         # specular echoes (calcium, guidewire, struts) and the transmission loss behind them
+        ringing = []
         for reflector in rays.reflectors:
             sub = np.flatnonzero(reflector.amplitude[i])
             if not sub.size:
@@ -160,8 +165,18 @@ class PolarRenderer:
                 echo *= 0.6 + 0.4 * speckle[sub]
             signal[sub] += echo
             att[sub] += reflector.loss_db[i, sub, None].astype(np.float32) * behind
+            if reflector.ringing is not None:
+                ringing.append((sub, pos, reflector.amplitude[i, sub, None] * reflector.ringing[i, sub, None]))
         att *= np.float32(-LN10_20)
         signal *= np.exp(att, out=att)
+
+        # metal rings: repeats of its echo every RING_MM behind it, inside its own shadow
+        sigma = np.float32(self.style.axial_psf_mm * 1.2)
+        for sub, pos, first in ringing:
+            amp = (first * np.exp(-LN10_20 * 2 * self.alpha_blood * pos)).astype(np.float32)
+            for order in (1, 2, 3):
+                x = (r - pos - order * RING_MM) / sigma
+                signal[sub] += amp * np.float32(0.5 ** (order - 1)) * np.exp(-x * x)
 
         # reverberation: the pulse bounces catheter <-> calcium, echoes at 2x and 3x its distance
         rev = rays.reverb_amplitude[i]
@@ -185,10 +200,10 @@ class PolarRenderer:
         return self._compress(power)
 
     def _compress(self, power: np.ndarray) -> np.ndarray:
-        """TGC and log compression: echo power -> uint8 (dynamic range and gain vary per pullback)."""
+        """TGC, log compression and the grey-level curve: echo power -> uint8 (settings vary per pullback)."""
         power += np.float32(1e-12)
         db = np.log10(power, out=power)
         db *= np.float32(10.0 * 255.0 / self.dynamic_range)
         db += self.display_offset
         np.clip(db, 0, 255, out=db)
-        return db.astype(np.uint8)
+        return self.gamma_table[db.astype(np.uint8)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tools.simulator.cohort import generate_cohort
+from tools.simulator.appearance import RANGES
 from tools.simulator.config import DEVICES
 
 MIXED = "mixed"
@@ -25,6 +26,10 @@ MIXED = "mixed"
               help="Grayscale export or RGB with coloured burnt-in annotations.")
 @click.option("--format", "fmt", type=click.Choice([MIXED, "native", "jpeg"]), default=MIXED, show_default=True,
               help="Pixel encoding: native 8 bit or JPEG Baseline.")
+@click.option("--exclude-device", type=click.Choice(list(DEVICES)), multiple=True,
+              help="With --device mixed: never draw this style (repeatable; leave-one-style-out cohorts).")
+@click.option("--appearance", type=click.Choice(sorted(RANGES)), default="standard", show_default=True,
+              help="Console-setting ranges: standard (training) or stress (outside the training ranges).")
 @click.option("--label-noise/--exact-labels", default=False, show_default=True,
               help="Labels with weak-expert noise (exact arcs are kept beside them).")
 @click.option("--image-size", type=int, default=512, show_default=True, help="Frame width = height in pixels.")
@@ -32,12 +37,14 @@ MIXED = "mixed"
               help="Processes generating pullbacks in parallel (the files do not depend on it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(out_dir: str, patients: int, seed: int, frames: int | None, device: str, fps: str,
-            pullback_rate: str, color: str, fmt: str, label_noise: bool, image_size: int, workers: int,
-            quiet: bool) -> None:
+            pullback_rate: str, color: str, fmt: str, exclude_device: tuple[str, ...], appearance: str,
+            label_noise: bool, image_size: int, workers: int, quiet: bool) -> None:
     """Generate a synthetic IVUS cohort as DICOM with exact per-angle calcium truth."""
-    fixed: dict = {"label_noise": label_noise, "image_size": image_size}
+    fixed: dict = {"label_noise": label_noise, "image_size": image_size, "appearance": appearance}
     if device != MIXED:
         fixed["device"] = device
+    elif exclude_device:
+        fixed["devices"] = tuple(name for name in DEVICES if name not in exclude_device)
     if fps != MIXED:
         fixed["fps"] = float(fps)
     if pullback_rate != MIXED:

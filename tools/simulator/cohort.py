@@ -49,7 +49,8 @@ def generate_cohort(out_dir: str | Path, n_patients: int, seed: int, *, n_frames
     """Write the cohort under `out_dir`; returns the manifest path (`cohort.json`).
 
     `fixed` holds `PullbackConfig` fields that every pullback shares (device, fps,
-    pullback_rate_mm_s, color, jpeg, label_noise, image_size, ...); the rest are sampled.
+    pullback_rate_mm_s, color, jpeg, label_noise, image_size, appearance, ...) or `devices`
+    (the styles to draw from); the rest are sampled.
     `workers` > 1 generates pullbacks in that many processes (same files as with one).
     """
     if n_patients < 1:
@@ -61,7 +62,7 @@ def generate_cohort(out_dir: str | Path, n_patients: int, seed: int, *, n_frames
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot create output folder: {error.strerror}", source=str(out)) from error
-    unknown = set(fixed) - set(PullbackConfig.__dataclass_fields__)
+    unknown = set(fixed) - set(PullbackConfig.__dataclass_fields__) - {"devices"}
     if unknown:
         raise InputError(f"unknown pullback settings: {sorted(unknown)}")
     plan = _plan(n_patients, seed, n_frames, fixed)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engine.errors import InputError
+from tools.simulator.appearance import RANGES, draw
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ DEVICES: dict[str, DeviceStyle] = {
     ),
 }
 
+DEVICE_SHARE = {"rotational40": 0.45, "rotational60": 0.25, "phased20": 0.30}  # in random cohorts
 COLOR_MODES = ("gray", "rgb")
 
 
@@ -84,6 +86,7 @@ class PullbackConfig:
     jpeg_quality: int = 90
     fov_mm: float | None = None  # width of the displayed square; None: the device's (10 mm)
     psf_scale: float = 1.0  # pulse length and beam width relative to the device's (catheter-to-catheter spread)
+    appearance: str = "standard"  # console-setting ranges (appearance.RANGES): 'standard' | 'stress'
     label_noise: bool = False
     annotations: bool = True
     # content
@@ -147,6 +150,8 @@ class PullbackConfig:
             raise InputError(f"fov_mm must be in 8..16 mm, got {self.fov_mm}", source="synth")
         if not 0.5 <= self.psf_scale <= 2.0:
             raise InputError(f"psf_scale must be in 0.5..2, got {self.psf_scale}", source="synth")
+        if self.appearance not in RANGES:
+            raise InputError(f"appearance must be one of {sorted(RANGES)}, got {self.appearance!r}", source="synth")
         if not 10 <= self.jpeg_quality <= 100:
             raise InputError(f"jpeg_quality must be in 10..100, got {self.jpeg_quality}", source="synth")
 
@@ -155,13 +160,20 @@ class PullbackConfig:
         return replace(self, **changes)
 
     @classmethod
-    def random(cls, rng: np.random.Generator, n_frames: int | None = None, **fixed) -> PullbackConfig:
+    def random(cls, rng: np.random.Generator, n_frames: int | None = None,
+               devices: tuple[str, ...] | None = None, **fixed) -> PullbackConfig:
         """A varied configuration: device, rate, export format and content all sampled.
 
         Across a cohort every confounder appears; calcium covers about 30-50 % of frames.
-        Keyword arguments in `fixed` override the sampled values.
+        `devices` limits the device styles drawn from (leave-one-style-out cohorts); keyword
+        arguments in `fixed` override the sampled values (`appearance` sets the range the
+        catheter's pulse and beam scale is drawn from).
         """
-        device = str(rng.choice(list(DEVICES), p=[0.45, 0.25, 0.30]))
+        names = list(DEVICES) if devices is None else list(devices)
+        if not names or set(names) - set(DEVICES):
+            raise InputError(f"devices must be a non-empty subset of {sorted(DEVICES)}, got {devices}", source="synth")
+        weights = np.array([DEVICE_SHARE[name] for name in names])
+        device = str(rng.choice(names, p=weights / weights.sum()))
         fps = 60.0 if device == "rotational60" and rng.random() < 0.6 else 30.0
         rate = float(rng.choice([0.5, 1.0], p=[0.6, 0.4]))
         if n_frames is None:
@@ -176,7 +188,7 @@ class PullbackConfig:
             jpeg=bool(rng.random() < 0.3),
             jpeg_quality=int(rng.integers(75, 96)),
             fov_mm=None if rng.random() < 0.5 else round(float(rng.uniform(9.6, 11.5)), 2),
-            psf_scale=round(float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))), 3),
+            psf_scale=round(draw(rng, RANGES.get(fixed.get("appearance"), RANGES["standard"]).psf_scale), 3),
             calcium_fraction=float(rng.uniform(0.15, 0.8)) if rng.random() > 0.08 else 0.0,
             guidewire=bool(rng.random() < 0.9),
             stent=bool(rng.random() < 0.3),

@@ -8,7 +8,7 @@ import numpy as np
 
 from tools.simulator import circular
 from tools.simulator.circular import Arc
-from tools.simulator.scene import Scene
+from tools.simulator.scene import CELL_KINDS, Scene
 from tools.simulator.truth import Lesion, PullbackTruth
 
 _GRID = np.linspace(0.0, 360.0, 721)  # display angles at which the warp is tabulated
@@ -113,12 +113,16 @@ def build_truth(scene: Scene, noise_rng: np.random.Generator | None = None, chun
                                  circular.total_extent([(s, e) for s, e, k in arcs if k == index]))
     lumen = np.empty((n, 360), dtype=np.float32)
     vessel = np.empty((n, 360), dtype=np.float32)
+    cells = {kind: np.zeros((n, 360), dtype=bool) for kind in CELL_KINDS}
     for start in range(0, n, chunk):
         idx = np.arange(start, min(start + chunk, n))
         rays = scene.rays(idx, _CENTRES_360)
         lumen[idx], vessel[idx] = rays.lumen_truth, rays.vessel_truth
+        for kind, mask in rays.cells.items():
+            cells[kind][idx] = mask
     truth = PullbackTruth(exact, lumen, vessel, cfg.frame_time_s, cfg.pullback_rate_mm_s,
-                          lesions=_lesion_list(scene, per_frame, max_arc), confounders=_confounder_list(scene))
+                          lesions=_lesion_list(scene, per_frame, max_arc), confounders=_confounder_list(scene),
+                          confounder_cells={kind: mask for kind, mask in cells.items() if mask.any()})
     if noise_rng is not None:
         truth.exact_arcs = exact
         truth.arcs = _noisy(per_frame, max(len(scene.calcium), 1), noise_rng)

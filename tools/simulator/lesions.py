@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tools.simulator import circular
 from tools.simulator.config import LesionSpec, PullbackConfig
 
 CONFOUNDER_KINDS = ("attenuated", "lipid", "fibrous", "branch", "bubble", "stent", "sheath", "vein", "pericardium")
@@ -31,6 +32,21 @@ class Segment:
     wobble: float = 0.0  # relative extent modulation
     wobble_phase: float = 0.0
     params: dict = field(default_factory=dict)
+    # calcium in plates: (centre as a share of the arc, width deg) of each plaque gap between them
+    gaps: tuple[tuple[float, float], ...] = ()
+
+    def plates_at(self, z: float) -> list[tuple[float, float]]:
+        """The arc at z split into plates by `gaps` (tissue, not calcium, between them)."""
+        arc = self.arc_at(z)
+        if arc is None:
+            return []
+        if not self.gaps:
+            return [arc]
+        start, extent = arc
+        room = extent / (len(self.gaps) + 1)  # a gap never takes more than its plate's share
+        holes = [((start + share * extent - min(width, 0.5 * room) / 2) % 360.0, min(width, 0.5 * room))
+                 for share, width in self.gaps]
+        return circular.difference([arc], holes)
 
     def arc_at(self, z: float) -> tuple[float, float] | None:
         """(start_deg, extent_deg) in tissue angles at position z, or None outside the segment."""
@@ -71,17 +87,60 @@ def calcium_from_spec(spec: LesionSpec, rng: np.random.Generator) -> Segment:
     )
 
 
-def random_calcium(rng: np.random.Generator, z0: float, length: float) -> Segment:
-    """A calcium lesion with random arc, depth, thickness, brightness and extras."""
-    max_arc = float(10.0 + 350.0 * rng.random() ** 2.0)
-    superficial = rng.random() < 0.6
-    d0 = 0.0 if superficial else rng.uniform(0.25, 0.75)
-    d1 = float(np.clip(d0 + rng.normal(0, 0.15), 0.0, 0.8))
+@dataclass(frozen=True)
+class CalciumPattern:
+    """One morphological class of calcium: its share of lesions, length (mm) and maximum arc (deg)."""
+
+    name: str
+    share: float
+    length_mm: tuple[float, float]  # log-uniform
+    arc_deg: tuple[float, float]  # uniform
+    plates: float  # probability that the deposit is several plates with plaque between them
+
+
+# Classes after the IVUS literature (sources in docs/simulator.md): spotty calcium is < 90 deg
+# and < 4 mm long; lesion calcium has a mean arc of 115 +- 110 deg and a mean length of
+# 3.5 +- 3.7 mm (Mintz 1995); length grows with the largest arc (R = 0.75, PubMed 17384454);
+# long (> 5 mm), wide (> 270 deg) deposits are what the IVUS calcium score counts (Zhang 2021).
+# Mixture means: arc 128 deg, length 4.3 mm.
+CALCIUM_PATTERNS = (
+    CalciumPattern("spotty", 0.45, (0.7, 4.0), (15.0, 90.0), 0.0),
+    CalciumPattern("moderate", 0.35, (2.0, 8.0), (90.0, 200.0), 0.35),
+    CalciumPattern("extensive", 0.20, (4.0, 20.0), (180.0, 360.0), 0.45),
+)
+# depth of the leading edge along a lesion (Mintz 1995): only superficial 48 %, only deep 28 %,
+# both (superficial at one end, deep at the other) 24 %
+DEPTH_SHARES = {"superficial": 0.48, "deep": 0.28, "both": 0.24}
+
+
+def draw_pattern(rng: np.random.Generator) -> CalciumPattern:
+    shares = np.array([p.share for p in CALCIUM_PATTERNS])
+    return CALCIUM_PATTERNS[int(rng.choice(len(CALCIUM_PATTERNS), p=shares / shares.sum()))]
+
+
+def random_calcium(rng: np.random.Generator, z0: float, pattern: CalciumPattern) -> Segment:
+    """A calcium lesion of a morphological class: length, arc, depth, thickness, plates, extras."""
+    lo, hi = np.log(pattern.length_mm)
+    length = float(np.exp(rng.uniform(lo, hi)))
+    max_arc = float(rng.uniform(*pattern.arc_deg))
+    depth = str(rng.choice(list(DEPTH_SHARES), p=list(DEPTH_SHARES.values())))
+    if depth == "superficial":
+        d0 = d1 = 0.0
+    elif depth == "deep":
+        d0 = float(rng.uniform(0.25, 0.75))
+        d1 = float(np.clip(d0 + rng.normal(0, 0.15), 0.25, 0.8))
+    else:
+        d0, d1 = (0.0, float(rng.uniform(0.3, 0.75)))[:: 1 if rng.random() < 0.5 else -1]
     nodule = rng.random() < 0.12 and max_arc < 200
     edge = rng.uniform(15.0, 25.0)
+    gaps: tuple[tuple[float, float], ...] = ()
+    if rng.random() < pattern.plates:
+        n_gaps = int(rng.integers(1, 4))  # 2-4 plates
+        shares = np.sort(rng.uniform(0.15, 0.85, n_gaps))
+        gaps = tuple((float(c), float(rng.uniform(15.0, 50.0))) for c in shares)
     return Segment(
-        "calcium", z0, length, max_arc, rng.uniform(0, 360), rng.normal(0, 60),
-        sharpness=float(rng.uniform(0.2, 0.9)), wobble=float(rng.uniform(0, 0.25)),
+        "calcium", z0, length, max_arc, rng.uniform(0, 360), rng.normal(0, 40 if pattern.name == "spotty" else 60),
+        sharpness=float(rng.uniform(0.2, 0.6)), wobble=float(rng.uniform(0, 0.25)),
         wobble_phase=float(rng.uniform(0, 2 * np.pi)),
         params=dict(
             depth=(d0, d1),
@@ -92,28 +151,38 @@ def random_calcium(rng: np.random.Generator, z0: float, length: float) -> Segmen
             nodule_height=(float(rng.uniform(0.3, 0.7)),) * 2,
             edge_mm=(float(rng.uniform(0.06, 0.15)),) * 2,
         ),
+        gaps=gaps,
     )
 
 
+def _mean_length_mm() -> float:
+    """Expected lesion length over the patterns (log-uniform means)."""
+    total = 0.0
+    for p in CALCIUM_PATTERNS:
+        lo, hi = p.length_mm
+        total += p.share * (hi - lo) / np.log(hi / lo)
+    return total / sum(p.share for p in CALCIUM_PATTERNS)
+
+
 def place_calcium(config: PullbackConfig, rng: np.random.Generator, length_mm: float) -> list[Segment]:
-    """Calcium lesions for a pullback of `length_mm`: explicit specs, or random ones that cover
-    about `config.calcium_fraction` of its length."""
+    """Calcium lesions for a pullback of `length_mm`: explicit specs, or random ones (lengths and
+    arcs from `CALCIUM_PATTERNS`) that cover about `config.calcium_fraction` of its length."""
     if config.lesions is not None:
         return [calcium_from_spec(spec, rng) for spec in config.lesions]
     fraction = config.calcium_fraction
     if fraction <= 0:
         return []
     lesions: list[Segment] = []
-    mean_len = min(12.0, max(1.5, 0.5 * length_mm))
+    mean_len = _mean_length_mm()
     z = -rng.uniform(0, mean_len) * (1 - fraction) / fraction
     while True:
-        length = float(np.clip(rng.exponential(mean_len), 1.0, 30.0))
-        gap = rng.exponential(mean_len * (1 - fraction) / fraction)
-        z += gap
+        lesion = random_calcium(rng, 0.0, draw_pattern(rng))
+        z += rng.exponential(mean_len * (1 - fraction) / fraction)
         if z >= length_mm:
             break
-        lesions.append(random_calcium(rng, z, length))
-        z += length * rng.uniform(0.6, 1.0)  # lesions may overlap a little
+        lesion.z0 = z
+        lesions.append(lesion)
+        z += lesion.length * rng.uniform(0.6, 1.0)  # lesions may overlap a little
     return lesions
 
 
@@ -132,8 +201,8 @@ def place_confounders(config: PullbackConfig, rng: np.random.Generator, length_m
     if config.attenuated_plaque:
         for z0, length in spans(max(1, rng.poisson(0.25 * per_cm)), 2.0, 10.0):
             out.append(Segment("attenuated", z0, length, rng.uniform(30, 160), rng.uniform(0, 360), rng.normal(0, 40),
-                               sharpness=0.4, params=dict(att_db_mm=(rng.uniform(8, 18),) * 2,
-                                                          echo_db=(rng.uniform(-6, 0),) * 2)))
+                               sharpness=0.4, params=dict(att_db_mm=(rng.uniform(5, 25),) * 2,
+                                                          echo_db=(rng.uniform(-8, 2),) * 2)))
     if config.attenuated_plaque:  # echolucent lipid pools inside the plaque, little attenuation
         for z0, length in spans(max(1, rng.poisson(0.3 * per_cm)), 2.0, 10.0):
             out.append(Segment("lipid", z0, length, rng.uniform(30, 130), rng.uniform(0, 360), rng.normal(0, 40),
@@ -142,16 +211,24 @@ def place_confounders(config: PullbackConfig, rng: np.random.Generator, length_m
                                                           outer=(rng.uniform(0.6, 0.9),) * 2)))
     if config.dense_fibrous:
         for z0, length in spans(max(1, rng.poisson(0.3 * per_cm)), 2.0, 12.0):
-            out.append(Segment("fibrous", z0, length, rng.uniform(30, 150), rng.uniform(0, 360), rng.normal(0, 40),
-                               sharpness=0.4, params=dict(echo_db=(rng.uniform(7, 13),) * 2)))
+            # thick, dense, echo-bright plaque that does not shadow; half of it with a bright cap
+            cap = rng.random() < 0.5
+            out.append(Segment("fibrous", z0, length, rng.uniform(30, 200), rng.uniform(0, 360), rng.normal(0, 40),
+                               sharpness=0.4, params=dict(echo_db=(rng.uniform(6, 16),) * 2,
+                                                          bulk_mm=(rng.uniform(0.2, 0.7),) * 2,
+                                                          cap_db=(rng.uniform(8, 16) if cap else 0.0,) * 2,
+                                                          cap_loss_db=(rng.uniform(0.5, 3.0),) * 2)))
     if config.side_branches:
-        for z0, length in spans(max(1, rng.poisson(0.35 * per_cm)), 1.5, 4.5):
-            out.append(Segment("branch", z0, length, rng.uniform(45, 120), rng.uniform(0, 360), rng.normal(0, 15),
+        for z0, length in spans(max(1, rng.poisson(0.35 * per_cm)), 1.0, 5.0):
+            out.append(Segment("branch", z0, length, rng.uniform(30, 150), rng.uniform(0, 360), rng.normal(0, 15),
                                sharpness=0.5))
     if config.stent:
         for z0, length in spans(1, 8.0, 30.0):
             out.append(Segment("stent", z0, length, 360.0, 0.0, sharpness=0.02,
-                               params=dict(n_struts=(float(rng.integers(7, 13)),) * 2,
+                               params=dict(n_struts=(float(rng.integers(6, 21)),) * 2,
+                                           strut_loss_db=(rng.uniform(12, 35),) * 2,
+                                           strut_db=(rng.uniform(14, 24),) * 2,
+                                           ringing=(rng.uniform(0.0, 0.35),) * 2,
                                            helix_deg_mm=(rng.uniform(-40, 40),) * 2,
                                            cell_mm=(rng.uniform(1.0, 2.5),) * 2,
                                            radius_mm=(rng.uniform(1.3, 1.75),) * 2)))

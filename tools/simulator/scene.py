@@ -21,6 +21,10 @@ from tools.simulator.motion import FrameMotion, Motion
 
 WIRE_RADIUS_MM = 0.18  # 0.014 inch guidewire
 STRUT_HALF_WIDTH_MM = 0.05
+VISIBLE_SHADOW_DB = 3.0  # metal labelled on the A-lines where its shadow is at least this deep
+RING_MM = 0.12  # spacing of the reverberation echoes behind metal (strut, guidewire)
+CELL_KINDS = ("guidewire", "stent", "attenuated", "fibrous", "branch", "interplate", "lipid", "bubble",
+              "sheath", "vein", "pericardium")  # confounders labelled per A-line in the truth
 BRANCH_PUSH_MM = 6.0  # where a side branch opens, the wall moves out of the field of view
 
 
@@ -33,6 +37,7 @@ class Reflector:
     loss_db: np.ndarray  # two-way transmission loss behind the reflector
     width: np.ndarray  # thickness of the echo (Gaussian sigma, mm)
     granular: bool = False  # rough surface: the echo carries speckle (calcium), else smooth (metal)
+    ringing: np.ndarray | None = None  # (n, A) metal reverberation: echo repeats behind it, each this much weaker
 
 
 @dataclass
@@ -52,6 +57,7 @@ class RayScene:
     bubble_loss_db: np.ndarray  # loss from air near the transducer
     sheath_db: np.ndarray  # extra brightness of sheath reverberation artefacts
     bands: list[Band]  # veins (dark), pericardium (bright), lipid pools in plaque (dark)
+    cells: dict[str, np.ndarray]  # confounder kind -> bool (n, A): the A-lines it affects (truth labels)
 
 
 @dataclass
@@ -98,6 +104,7 @@ class Scene:
         self.wire_angle = SmoothProcess(rng, rng.uniform(0, 360), rng.uniform(10, 60), (8, 80))
         self.wire_gap = SmoothProcess(rng, rng.uniform(0.05, 0.35), 0.1, (5, 40))
         self.edge_phase = rng.uniform(0, 2 * np.pi, (len(self.calcium), 2))
+        self.wire_ringing = float(rng.uniform(0.05, 0.3))
 
     def z_of(self, frames: np.ndarray) -> np.ndarray:
         """Anatomical position (mm) imaged by each frame: pullback plus cardiac to-and-fro."""
@@ -109,10 +116,8 @@ class Scene:
         branch = [arc for seg in self.confounders if seg.kind == "branch" and (arc := seg.arc_at(z))]
         out = []
         for index, lesion in enumerate(self.calcium):
-            arc = lesion.arc_at(z)
-            if arc is None:
-                continue
-            for start, extent in circular.difference([arc], branch) if branch else [arc]:
+            plates = lesion.plates_at(z)
+            for start, extent in circular.difference(plates, branch) if branch else plates:
                 out.append((start, extent, index))
         return out
 
@@ -128,7 +133,10 @@ class Scene:
         calcium = np.zeros(shape, dtype=bool)
         ca = Reflector(np.full(shape, np.inf), zeros(), zeros(), np.full(shape, 0.05), granular=True)
         reverb = zeros()
-        strut = Reflector(np.full(shape, np.inf), zeros(), zeros(), np.full(shape, self.style.axial_psf_mm * 1.2))
+        strut = Reflector(np.full(shape, np.inf), zeros(), zeros(), np.full(shape, self.style.axial_psf_mm * 1.2),
+                          ringing=zeros())
+        cap = Reflector(np.full(shape, np.inf), zeros(), zeros(), np.full(shape, 0.05), granular=True)
+        cells = {kind: np.zeros(shape, dtype=bool) for kind in CELL_KINDS}
         branch_w = zeros()
         vein = Band(zeros(), zeros(), np.ones(shape))
         pericardium = Band(zeros(), zeros(), np.ones(shape))
@@ -140,7 +148,11 @@ class Scene:
                 arc = seg.arc_at(zi)
                 if arc is None:
                     continue
-                self._apply_confounder(seg, arc, zi, i, th, borders, att, bubble, sheath, branch_w, strut)
+                self._apply_confounder(seg, arc, zi, i, th, borders, att, bubble, sheath, branch_w, strut, cap, cells)
+            for lesion in self.calcium:  # plaque between the plates of one deposit
+                if lesion.gaps and (whole := lesion.arc_at(zi)):
+                    plates = circular.contains(lesion.plates_at(zi), th)
+                    cells["interplate"][i] |= circular.contains([whole], th) & ~plates
             for start, extent, index in self.tissue_arcs(int(frames[i])):
                 lesion = self.calcium[index]
                 mask = circular.contains([(start, extent)], th)
@@ -152,14 +164,21 @@ class Scene:
                 if seg.kind in ("vein", "pericardium", "lipid") and (arc := seg.arc_at(float(z[i]))):
                     band = {"vein": vein, "pericardium": pericardium, "lipid": lipid}[seg.kind]
                     self._band(seg, arc, float(z[i]), i, theta[i], borders, band)
+                    cells[seg.kind][i] |= band.gain[i] != 1.0
         lumen_truth, vessel_truth = borders.lumen.copy(), borders.vessel.copy()
         borders.lumen += BRANCH_PUSH_MM * branch_w
         borders.vessel += BRANCH_PUSH_MM * branch_w
-        reflectors = [ca, strut]
+        reflectors = [ca, strut, cap]
         if self.config.guidewire:
-            reflectors.append(self._guidewire(z, theta, borders.lumen))
+            wire = self._guidewire(z, theta, borders.lumen)
+            cells["guidewire"] |= wire.loss_db > VISIBLE_SHADOW_DB
+            reflectors.append(wire)
+        cells["stent"] |= strut.loss_db > VISIBLE_SHADOW_DB
+        cells["branch"] |= branch_w > 0
+        for mask in cells.values():
+            mask &= ~calcium
         return RayScene(z, theta, borders, lumen_truth, vessel_truth, att, calcium, reflectors, reverb,
-                        ca.position.copy(), bubble, sheath, [vein, pericardium, lipid])
+                        ca.position.copy(), bubble, sheath, [vein, pericardium, lipid], cells)
 
     def _band(self, seg: Segment, arc, zi, i, th, borders: Borders, band: Band) -> None:
         """A lipid pool inside the plaque, the pericardium (bright) or a vein (round, echolucent)."""
@@ -191,12 +210,14 @@ class Scene:
         band.gain[i, hit] = gain
 
     def _apply_confounder(self, seg: Segment, arc, zi, i, th, borders: Borders, att, bubble, sheath,
-                          branch_w, strut: Reflector) -> None:
+                          branch_w, strut: Reflector, cap: Reflector, cells: dict[str, np.ndarray]) -> None:
         kind = seg.kind
         if kind == "stent":
             self._struts(seg, zi, i, th, borders, strut)
             return
         w = _arc_weight(th, arc, 12.0 if kind == "branch" else 6.0)
+        if kind in cells:
+            cells[kind][i] |= w > 0
         if kind == "attenuated":
             att[i] += w * seg.param("att_db_mm", zi)
             borders.plaque_db[i] += w * (seg.param("echo_db", zi) - borders.plaque_db[i])
@@ -204,7 +225,13 @@ class Scene:
             borders.lumen[i] -= w * np.minimum(0.3, 0.5 * (borders.lumen[i] - self.style.catheter_radius_mm - 0.3))
         elif kind == "fibrous":
             borders.plaque_db[i] += w * (seg.param("echo_db", zi) - borders.plaque_db[i])
-            borders.lumen[i] -= w * np.minimum(0.35, 0.5 * (borders.lumen[i] - self.style.catheter_radius_mm - 0.3))
+            room = 0.5 * (borders.lumen[i] - self.style.catheter_radius_mm - 0.3)
+            borders.lumen[i] -= w * np.clip(np.minimum(seg.param("bulk_mm", zi), room), 0.0, None)
+            if (cap_db := seg.param("cap_db", zi)) > 0:  # a bright fibrous cap: strong echo, almost no shadow
+                hit = w > 0
+                cap.position[i, hit] = borders.lumen[i, hit] + 0.03
+                cap.amplitude[i, hit] = w[hit] * 10 ** (cap_db / 20)
+                cap.loss_db[i, hit] = w[hit] * seg.param("cap_loss_db", zi)
         elif kind == "branch":
             branch_w[i] = np.maximum(branch_w[i], w)
         elif kind == "bubble":
@@ -231,8 +258,9 @@ class Scene:
             weight = ndtr((STRUT_HALF_WIDTH_MM - np.abs(perp)) / self.style.lateral_beam_mm)
             hit = weight > 0.02
             strut.position[i, hit] = r - 0.02
-            strut.amplitude[i, hit] = weight[hit] * 10 ** (18 / 20)
-            strut.loss_db[i, hit] = weight[hit] * 16.0
+            strut.amplitude[i, hit] = weight[hit] * 10 ** (seg.param("strut_db", zi) / 20)
+            strut.loss_db[i, hit] = weight[hit] * seg.param("strut_loss_db", zi)
+            strut.ringing[i, hit] = seg.param("ringing", zi)
 
     def _apply_calcium(self, lesion: Segment, index: int, arc, zi, i, th, mask, borders: Borders,
                        ca: Reflector, reverb) -> None:
@@ -289,4 +317,5 @@ class Scene:
         hit = weight > 0.02
         front = d * np.cos(offset) - np.sqrt(np.maximum(WIRE_RADIUS_MM**2 - perp**2, 0.0))
         return Reflector(np.where(hit, front, np.inf), np.where(hit, weight * 10 ** (22 / 20), 0.0),
-                         np.where(hit, weight * 70.0, 0.0), np.full(theta.shape, self.style.axial_psf_mm * 1.5))
+                         np.where(hit, weight * 70.0, 0.0), np.full(theta.shape, self.style.axial_psf_mm * 1.5),
+                         ringing=np.where(hit, self.wire_ringing, 0.0))

@@ -1,4 +1,11 @@
-"""A-line metrics against truth: confusion counts, accuracy, Dice, sensitivity, specificity, arc error."""
+"""The project's one implementation of A-line metrics against truth: confusion counts, accuracy,
+Dice, sensitivity, specificity, arc error (docs/conventions.md, "Metrics").
+
+Every consumer - `analyze --truth`, `evaluate`, `tune-filter`, training validation, the bench -
+counts (frame, A-line) cells with `Confusion` and reads ratios from `Confusion.metrics`. A ratio
+whose denominator is empty (Dice with no calcium in truth or prediction, sensitivity without
+calcium, ...) is undefined: NaN in Python, `null` in JSON, skipped by `mean_defined`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
+
+from engine.errors import InputError
 
 
 @dataclass
@@ -21,11 +30,11 @@ class Confusion:
 
     @classmethod
     def of(cls, predicted: np.ndarray, truth: np.ndarray) -> Confusion:
-        """Counts for bool maps (frames, A) of prediction and truth."""
+        """Counts for bool maps (frames, A) of prediction and truth (InputError when they differ)."""
         predicted = np.asarray(predicted, dtype=bool)
         truth = np.asarray(truth, dtype=bool)
         if predicted.shape != truth.shape or predicted.ndim != 2:
-            raise ValueError(f"prediction {predicted.shape} and truth {truth.shape} must both be (frames, A)")
+            raise InputError(f"prediction {predicted.shape} and truth {truth.shape} must both be (frames, A-lines)")
         tp = int(np.sum(predicted & truth))
         fp = int(np.sum(predicted & ~truth))
         fn = int(np.sum(~predicted & truth))
@@ -54,6 +63,19 @@ class Confusion:
             "arc_error_deg": _ratio(self.arc_error_sum, self.n_frames),
             "n_frames": self.n_frames,
         }
+
+
+def aline_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy, Dice, sensitivity and specificity over all (frame, A-line) cells of one map pair."""
+    metrics = Confusion.of(predicted, truth).metrics()
+    return {key: metrics[key] for key in ("accuracy", "dice", "sensitivity", "specificity")}
+
+
+def mean_defined(values) -> float:
+    """Mean of the defined (non-NaN) values; NaN when none is defined."""
+    values = np.asarray(list(values), dtype=float)
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
 
 
 def arc_errors_deg(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
