@@ -209,14 +209,16 @@ class CalciumPipeline:
         return self.process_probabilities(mean, spread, first_index)
 
     def _infer_polar(self, polar: Any) -> tuple[Any, Any]:
-        self._require_runtime()
+        runtime = self._require_runtime()
         with self._timer("inference"):
-            return self.runtime.infer(polar)
+            return runtime.infer(polar)
 
-    def _require_runtime(self) -> None:
+    def _require_runtime(self) -> Runtime:
+        """The runtime of a started pipeline; raises for a pipeline built without one."""
         if self.runtime is None:
             raise RuntimeError("this pipeline has no runtime; use process_probabilities")
         self._started()
+        return self.runtime
 
     def process_probabilities(self, mean: Any, spread: Any, first_index: int) -> list[FrameOutput]:
         """The post-inference stages: ensemble rows (B, A) of frames `first_index ..` -> outputs."""
