@@ -25,9 +25,12 @@ DEFAULT_CACHE = cache_dir() / "bench"
 def common_options(func):
     """--out, --cache-dir, --weights and --quiet; a value given after the scenario name wins."""
 
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help=f"Results folder [default: {DEFAULT_OUT}].")
-    @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=f"Generated pullbacks and stand-in weights [default: {DEFAULT_CACHE}].")
-    @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Ensemble weights (default: the trained default, else a random stand-in).")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help=f"Results folder [default: {DEFAULT_OUT}].")
+    @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help=f"Generated pullbacks and stand-in weights [default: {DEFAULT_CACHE}].")
+    @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                  help="Ensemble weights (default: the trained default, else a random stand-in).")
     @click.option("--quiet", is_flag=True, default=None, help="No progress output.")
     @functools.wraps(func)
     def wrapper(*args, out, cache_dir, weights, quiet, **kwargs):
@@ -76,23 +79,32 @@ def command(ctx: click.Context, options: dict) -> None:
 
 @command.command(name="filter")
 @common_options
-@click.option("--frames", type=click.IntRange(min=2), default=300, show_default=True, help="Probability rows pushed per window size.")
-@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy", show_default=True, help="Array namespace (cupy: GPU).")
-@click.option("--window", "windows", type=(int, int), multiple=True, metavar="FRAMES ALINES", help="Window sizes to time (repeatable) [default: 3 11, 7 31, 13 61, 25 121].")
-@click.option("--recompute-seconds", type=click.FloatRange(min=0.0), default=4.0, show_default=True, help="Time budget of the recomputation per window.")
-def filter_command(options: dict, frames: int, xp_name: str, windows: tuple[tuple[int, int], ...], recompute_seconds: float) -> None:
+@click.option("--frames", type=click.IntRange(min=2), default=300, show_default=True,
+              help="Probability rows pushed per window size.")
+@click.option("--xp", "xp_name", type=click.Choice(["numpy", "cupy"]), default="numpy", show_default=True,
+              help="Array namespace (cupy: GPU).")
+@click.option("--window", "windows", type=(int, int), multiple=True, metavar="FRAMES ALINES",
+              help="Window sizes to time (repeatable) [default: 3 11, 7 31, 13 61, 25 121].")
+@click.option("--recompute-seconds", type=click.FloatRange(min=0.0), default=4.0, show_default=True,
+              help="Time budget of the recomputation per window.")
+def filter_command(options: dict, frames: int, xp_name: str, windows: tuple[tuple[int, int], ...],
+                   recompute_seconds: float) -> None:
     """Filter alone: ring buffer against per-frame recomputation, across window sizes."""
     from bench import filter_speed
 
-    result = with_load(filter_speed.run, frames=frames, windows=windows or filter_speed.WINDOWS, xp_name=xp_name, recompute_seconds=recompute_seconds)
+    result = with_load(filter_speed.run, frames=frames, windows=windows or filter_speed.WINDOWS, xp_name=xp_name,
+                       recompute_seconds=recompute_seconds)
     finish([result], options)
 
 
 def backend_options(func):
     """--backend, --device and --threads of our runtime (engine.runtimes.create_runtime)."""
-    func = click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU inference threads (backend default: physical cores).")(func)
-    func = click.option("--device", default=None, help="Device of the backend: cpu, cuda, cuda:N (backend default).")(func)
-    return click.option("--backend", default="auto", show_default=True, help="Our inference backend (auto: TensorRT on a GPU, else ONNX Runtime).")(func)
+    func = click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="CPU inference threads (backend default: physical cores).")(func)
+    func = click.option("--device", default=None,
+                        help="Device of the backend: cpu, cuda, cuda:N (backend default).")(func)
+    return click.option("--backend", default="auto", show_default=True,
+                        help="Our inference backend (auto: TensorRT on a GPU, else ONNX Runtime).")(func)
 
 
 def pullback_option(func):
@@ -124,12 +136,17 @@ def _pullback(options: dict, given: Path | None, frames: int, image_size: int) -
 @backend_options
 @pullback_option
 @click.option("--frames", type=click.IntRange(min=16), default=3000, show_default=True, help="Frames of the pullback.")
-@click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames the naive baseline runs.")
-@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-@click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True, help="Frames decoded and inferred at a time.")
-def offline_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, image_size: int, chunk_frames: int) -> None:
+@click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True,
+              help="Frames the naive baseline runs.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True,
+              help="Size of generated frames (pixels).")
+@click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="Frames decoded and inferred at a time.")
+def offline_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None,
+                    frames: int, baseline_frames: int, image_size: int, chunk_frames: int) -> None:
     """Offline pipeline stage by stage and composed, against the naive baseline."""
-    finish([with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size, chunk_frames)], options)
+    finish([with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size,
+                      chunk_frames)], options)
 
 
 def _offline(
@@ -140,7 +157,8 @@ def _offline(
 
     path = _pullback(options, pullback, frames, image_size)
     model, runtime = _setup(options, backend, device, threads)
-    return offline.run(path, runtime, model.ensemble, model.description, frames, baseline_frames, chunk_frames, quiet=options["quiet"])
+    return offline.run(path, runtime, model.ensemble, model.description, frames, baseline_frames, chunk_frames,
+                       quiet=options["quiet"])
 
 
 @command.command(name="dicom-out")
@@ -157,10 +175,15 @@ def dicom_out_command(options: dict, frames: int, fractions: tuple[float, ...]) 
 
 @command.command(name="runtimes")
 @common_options
-@click.option("--backend", "backends", multiple=True, metavar="NAME[:DEVICE]", help="Backends to compare (repeatable) [default: onnxruntime:cpu, torch:cpu, and tensorrt:cuda, torch:cuda on a GPU].")
-@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, help="Batch sizes (repeatable) [default: 1, 8, 32].")
-@click.option("--frames", type=click.IntRange(min=1), default=64, show_default=True, help="Frames timed per backend and batch size.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the CPU backends and the eager baseline (default: each one's own).")
+@click.option("--backend", "backends", multiple=True, metavar="NAME[:DEVICE]",
+              help="Backends to compare (repeatable) "
+                   "[default: onnxruntime:cpu, torch:cpu, and tensorrt:cuda, torch:cuda on a GPU].")
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True,
+              help="Batch sizes (repeatable) [default: 1, 8, 32].")
+@click.option("--frames", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Frames timed per backend and batch size.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of the CPU backends and the eager baseline (default: each one's own).")
 @click.option("--levers", is_flag=True,
               help="Add batch-1 rows for the CPU speed levers (graph layout, threads, speed architecture).")
 def runtimes_command(
@@ -186,17 +209,22 @@ def _runtimes(
 @common_options
 @backend_options
 @pullback_option
-@click.option("--frames", type=click.IntRange(min=1), default=108_000, show_default=True, help="Frames pushed (108,000 = an hour at 30 fps).")
-@click.option("--pullback-frames", type=click.IntRange(min=16), default=3000, show_default=True, help="Frames per pullback (begin/end each time).")
+@click.option("--frames", type=click.IntRange(min=1), default=108_000, show_default=True,
+              help="Frames pushed (108,000 = an hour at 30 fps).")
+@click.option("--pullback-frames", type=click.IntRange(min=16), default=3000, show_default=True,
+              help="Frames per pullback (begin/end each time).")
 @click.option("--batch", type=click.IntRange(1, 256), default=16, show_default=True, help="Frames per pipeline call.")
-@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-def soak_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, pullback_frames: int, batch: int, image_size: int) -> None:
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True,
+              help="Size of generated frames (pixels).")
+def soak_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None,
+                 frames: int, pullback_frames: int, batch: int, image_size: int) -> None:
     """Soak: frames at the maximum rate through the engine; memory over time must stay flat."""
     from bench import soak
 
     path = _pullback(options, pullback, 256, image_size)
     model, runtime = _setup(options, backend, device, threads)
-    result = with_load(soak.run, path, runtime, model.description, frames, pullback_frames, batch, quiet=options["quiet"])
+    result = with_load(soak.run, path, runtime, model.description, frames, pullback_frames, batch,
+                       quiet=options["quiet"])
     finish([result], options)
 
 
@@ -204,11 +232,16 @@ def soak_command(options: dict, backend: str, device: str | None, threads: int |
 @common_options
 @backend_options
 @pullback_option
-@click.option("--frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames of the replayed pullback.")
-@click.option("--rate", "rates", multiple=True, metavar="FPS|max", help="Replay rates (repeatable) [default: 30, 60, max].")
-@click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True, help="The engine's --max-batch.")
-@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-@click.option("--hog", is_flag=True, help="Replay 30 and 60 fps again with a CPU hog busy on one core beside the engine.")
+@click.option("--frames", type=click.IntRange(min=16), default=300, show_default=True,
+              help="Frames of the replayed pullback.")
+@click.option("--rate", "rates", multiple=True, metavar="FPS|max",
+              help="Replay rates (repeatable) [default: 30, 60, max].")
+@click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="The engine's --max-batch.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True,
+              help="Size of generated frames (pixels).")
+@click.option("--hog", is_flag=True,
+              help="Replay 30 and 60 fps again with a CPU hog busy on one core beside the engine.")
 def stream_command(
     options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int,
     rates: tuple[str, ...], max_batch: int, image_size: int, hog: bool,
@@ -300,11 +333,16 @@ def view_command(options: dict, pullback: Path | None, backend: str, frames: int
 @common_options
 @backend_options
 @pullback_option
-@click.option("--frames", type=click.IntRange(min=64), default=3000, show_default=True, help="Frames of the offline pullback.")
-@click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames the naive baseline runs.")
-@click.option("--stream-frames", type=click.IntRange(min=16), default=300, show_default=True, help="Frames replayed per rate over ZeroMQ.")
-@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True, help="Size of generated frames (pixels).")
-def all_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None, frames: int, baseline_frames: int, stream_frames: int, image_size: int) -> None:
+@click.option("--frames", type=click.IntRange(min=64), default=3000, show_default=True,
+              help="Frames of the offline pullback.")
+@click.option("--baseline-frames", type=click.IntRange(min=16), default=300, show_default=True,
+              help="Frames the naive baseline runs.")
+@click.option("--stream-frames", type=click.IntRange(min=16), default=300, show_default=True,
+              help="Frames replayed per rate over ZeroMQ.")
+@click.option("--image-size", type=click.IntRange(min=64), default=512, show_default=True,
+              help="Size of generated frames (pixels).")
+def all_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None,
+                frames: int, baseline_frames: int, stream_frames: int, image_size: int) -> None:
     """Every scenario (the soak excepted: `ivuscal bench soak`), with the CPU-hog stream runs and the speed levers.
 
     This is the one command that regenerates the tables of docs/benchmarks.md:

@@ -114,7 +114,8 @@ class ServeProcess:
             "--max-batch", str(max_batch), "--heartbeat", "0.5",
         ] + (["--threads", str(threads)] if threads else []) + (["--device", device] if device else [])
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        cwd=Path(__file__).resolve().parents[1])
 
     @property
     def pid(self) -> int:
@@ -213,7 +214,8 @@ def run(
     runs: list[RateRun] = []
     with tempfile.TemporaryDirectory(prefix="ivuscal-bench-serve-") as workdir:
         serve = ServeProcess(backend, weights, Path(workdir), max_batch, threads, device)
-        listener = threading.Thread(target=subscribe, args=(serve.results_address, collector, stop), kwargs={"context": context}, daemon=True)
+        listener = threading.Thread(target=subscribe, args=(serve.results_address, collector, stop),
+                                    kwargs={"context": context}, daemon=True)
         listener.start()
         try:
             deadline = time.monotonic() + startup_timeout_s

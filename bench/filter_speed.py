@@ -104,7 +104,8 @@ def run(
                 "outputs agree": agree and bool(checked),
             }
         )
-        result.summary[label] = {"ring": ring_stats, "recompute": naive_stats, "agree": agree, "compared_frames": len(checked)}
+        result.summary[label] = {"ring": ring_stats, "recompute": naive_stats, "agree": agree,
+                                 "compared_frames": len(checked)}
         if (wf, wa) == (13, 61) or not result.latencies_s or (13, 61) not in windows:
             result.latencies_s = {f"ring buffer {label}": ring_s, f"recompute {label}": naive_s}
     result.notes.append(

@@ -106,8 +106,10 @@ def compare(candidate: tuple[Any, Any], reference: tuple[np.ndarray, np.ndarray]
     prob, spread = (np.asarray(a.get() if hasattr(a, "get") else a) for a in candidate)
     ref_prob, ref_spread = reference
     differ = (prob > 0.5) != (ref_prob > 0.5)
-    return {"max_abs_prob": float(np.abs(prob - ref_prob).max()), "max_abs_spread": float(np.abs(spread - ref_spread).max()),
-            "votes_differing": int(differ.sum()), "votes_differing_outside_band": int((differ & (np.abs(ref_prob - 0.5) > BAND)).sum()),
+    return {"max_abs_prob": float(np.abs(prob - ref_prob).max()),
+            "max_abs_spread": float(np.abs(spread - ref_spread).max()),
+            "votes_differing": int(differ.sum()),
+            "votes_differing_outside_band": int((differ & (np.abs(ref_prob - 0.5) > BAND)).sum()),
             "cells": int(prob.size)}
 
 
@@ -177,7 +179,8 @@ def pipeline_parity(cpu: EnsembleRuntime, gpu: EnsembleRuntime, n_frames: int = 
         result[f"{name}_ms_per_frame"] = 1e3 * (time.perf_counter() - started) / n_frames
         maps[name] = np.array([_host(row) for row in finals])
     result.update(frames=n_frames, runtime_gpu=gpu.describe()["backend"] + "-" + gpu.describe()["precision"],
-                  final_cells_identical=float((maps["cpu"] == maps["gpu"]).mean()), calcified_fraction=float(maps["cpu"].mean()))
+                  final_cells_identical=float((maps["cpu"] == maps["gpu"]).mean()),
+                  calcified_fraction=float(maps["cpu"].mean()))
     return result
 
 
@@ -235,7 +238,8 @@ def _section(report: dict, name: str, out: Path, work: Callable[[], Any], budget
 
 
 @click.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("gpu-check.json"), show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("gpu-check.json"),
+              show_default=True)
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--no-tests", is_flag=True, help="Skip the pytest -m gpu run.")
 @click.option("--budget-s", type=click.FloatRange(min=10), default=210.0, show_default=True,

@@ -25,7 +25,8 @@ def headline(results: list[ScenarioResult]) -> ScenarioResult | None:
         for key, value in runtimes.summary.items():
             if key.endswith(" batch 1") and not key.startswith("baseline") and "call_ms" in value:
                 ours = value["call_ms"]["p50"]
-                rows.append(_row(f"inference latency p50 ms, {key.removesuffix(' batch 1')}, batch 1", ours, eager, ratio(eager, ours)))
+                rows.append(_row(f"inference latency p50 ms, {key.removesuffix(' batch 1')}, batch 1", ours, eager,
+                                 ratio(eager, ours)))
     filt = by_name.get("filter")
     if filt and "61x13" in filt.summary:
         ring, naive = filt.summary["61x13"]["ring"]["p50"], filt.summary["61x13"]["recompute"]["p50"]
@@ -37,7 +38,8 @@ def headline(results: list[ScenarioResult]) -> ScenarioResult | None:
             if label != "max" and isinstance(value, dict) and "engine_latency_ms" in value:
                 ours = value["engine_latency_ms"]["p50"]
                 kept_up = value["sustained_frames_per_s"] >= 0.95 * float(label.split()[0])
-                figure = f"live engine latency p50 ms at {label}, {'kept up' if kept_up else 'fell behind'} (baseline: its per-frame work)"
+                figure = (f"live engine latency p50 ms at {label}, {'kept up' if kept_up else 'fell behind'} "
+                          "(baseline: its per-frame work)")
                 rows.append(_row(figure, ours, naive_p50, ratio(naive_p50, ours)))
     if not rows:
         return None

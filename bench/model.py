@@ -39,4 +39,5 @@ def bench_model(cache_dir: Path, weights: Path | None = None) -> BenchModel:
     if not path.is_file():
         random_ensemble(path, n_members=N_MEMBERS)
     ensemble = load_ensemble(path)
-    return BenchModel(ensemble, path, f"randomly initialised {len(ensemble.models)}-member ensemble (trained default absent)")
+    return BenchModel(ensemble, path,
+                      f"randomly initialised {len(ensemble.models)}-member ensemble (trained default absent)")

@@ -100,7 +100,8 @@ def pipeline_pass(
 
 
 def baseline_pass(
-    path: Path, ensemble: LoadedEnsemble, frames: int, chunk_frames: int, settings: PipelineSettings, quiet: bool, threads: int | None = None
+    path: Path, ensemble: LoadedEnsemble, frames: int, chunk_frames: int, settings: PipelineSettings, quiet: bool,
+    threads: int | None = None,
 ) -> PassResult:
     """The naive pipeline: per frame polar, eager members one by one, recomputed filter, quantify."""
     clock = StageClock(STAGES)
@@ -126,7 +127,8 @@ def baseline_pass(
                 latencies.append(time.perf_counter() - f0)
                 bar.advance()
         wall = time.perf_counter() - t0
-    return PassResult("naive baseline", frames, wall, clock, monitor.usage, tracker.calcified_frames, np.asarray(latencies))
+    return PassResult("naive baseline", frames, wall, clock, monitor.usage, tracker.calcified_frames,
+                      np.asarray(latencies))
 
 
 def naive_threads() -> int:
@@ -217,12 +219,15 @@ def run(
         | {f"{s} frames/s": result.summary["ratios_to_baseline"].get(f"{s} frames/s", "-") for s in STAGES}
     )
     result.summary["naive per-frame latency ms"] = latency_summary(naive.frame_latency_s)
-    result.latencies_s = {"naive baseline, per frame (polar+5 eager models+recomputed filter+quantify)": naive.frame_latency_s}
+    result.latencies_s = {
+        "naive baseline, per frame (polar+5 eager models+recomputed filter+quantify)": naive.frame_latency_s
+    }
     result.notes += [
         "Stage frames/s = frames / seconds spent in that stage (clocked by the pipeline's timer hook); "
         "both passes and the baseline share decode and polar code. In the overlapped pass decode and polar "
         "run in a worker thread, so their clocks overlap the others'.",
-        f"The baseline runs the first {baseline_frames} frames only (its per-frame cost does not change along the pullback).",
+        f"The baseline runs the first {baseline_frames} frames only "
+        "(its per-frame cost does not change along the pullback).",
         (
             f"Calcified frames found: ours {staged.calcified_frames} (overlapped {composed.calcified_frames}) "
             f"over {frames}, baseline {naive.calcified_frames} over {baseline_frames}."

@@ -100,16 +100,20 @@ def run(
         result.summary[f"runtime {label}"] = runtime.describe()
         for batch in batches:
             polar = xp.asarray(data[:batch])
-            seconds = time_calls(lambda polar=polar, runtime=runtime: runtime.infer(polar), max(frames // batch, 3), sync)
+            seconds = time_calls(lambda polar=polar, runtime=runtime: runtime.infer(polar), max(frames // batch, 3),
+                                 sync)
             stats = latency_summary(seconds)
             fps = batch * 1e3 / stats["mean"]
             result.rows.append(_row(label, runtime.describe().get("precision", ""), batch, stats, fps, eager_fps))
-            result.summary[f"{label} batch {batch}"] = {"call_ms": stats, "frames_per_s": fps, "ratio_to_eager": ratio(fps, eager_fps)}
+            result.summary[f"{label} batch {batch}"] = {"call_ms": stats, "frames_per_s": fps,
+                                                        "ratio_to_eager": ratio(fps, eager_fps)}
             if batch == 1:
                 result.latencies_s[f"{label}, batch 1"] = seconds
     if levers:
         _cpu_levers(result, ensemble, data[:1], frames, eager_fps)
-    result.notes.append("frames/s = batch / mean call time; 'x eager' = frames/s over the eager baseline's frames/s at batch 1.")
+    result.notes.append(
+        "frames/s = batch / mean call time; 'x eager' = frames/s over the eager baseline's frames/s at batch 1."
+    )
     return result
 
 

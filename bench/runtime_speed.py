@@ -82,7 +82,8 @@ def profile(onnx_path: Path, threads: int, batch: int, runs: int = 20) -> dict:
             by_conv[f"in {shapes[0]} w {shapes[1]}"] += us
     total = sum(by_op.values())
     top = lambda table: {k: round(v / 1e3, 3) for k, v in sorted(table.items(), key=lambda kv: -kv[1])}  # noqa: E731
-    return {"batch": batch, "kernel_ms_per_run": round(total / 1e3, 3), "ms_by_op": top(by_op), "ms_by_conv_shape": top(by_conv)}
+    return {"batch": batch, "kernel_ms_per_run": round(total / 1e3, 3), "ms_by_op": top(by_op),
+            "ms_by_conv_shape": top(by_conv)}
 
 
 def _ensemble(model: Path | None, folder: Path) -> LoadedEnsemble:

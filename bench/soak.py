@@ -48,7 +48,10 @@ def run(
     pipeline = CalciumPipeline(runtime, PipelineSettings())
     done = 0
     pullbacks = 0
-    with ResourceMonitor(interval_s=interval_s, counter=lambda: done) as monitor, progress("soak", frames, quiet) as bar:
+    with (
+        ResourceMonitor(interval_s=interval_s, counter=lambda: done) as monitor,
+        progress("soak", frames, quiet) as bar,
+    ):
         t0 = time.perf_counter()
         while done < frames:
             n_this = min(pullback_frames, frames - done)

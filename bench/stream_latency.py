@@ -41,7 +41,8 @@ def measure_stream_latency(
     The first `warmup_frames` results (first-call allocations, caches) are left out of the figures.
     """
     pullback = demo_pullback(n_frames, seed, image_size, cache_subdir("demo"), quiet=True)
-    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=None, max_batch=max_batch, heartbeat_s=0.5)
+    config = ServerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", journal_dir=None, max_batch=max_batch,
+                          heartbeat_s=0.5)
     server = create_server(config, backend=backend, model=model, threads=threads)
     started = time.monotonic()
     with LoopbackEngine(server) as engine:
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    fps = None if args.fps == "max" else float(args.fps)
     result = measure_stream_latency(
-        args.model, args.backend, args.threads, args.frames, None if args.fps == "max" else float(args.fps), args.image_size, max_batch=args.max_batch
+        args.model, args.backend, args.threads, args.frames, fps, args.image_size, max_batch=args.max_batch
     )
     print(dumps(result), end="")
     if args.json:

@@ -98,7 +98,9 @@ class StreamingCalciumFilter:
         if self._flushed:
             raise InputError("filter already flushed; call reset() before a new pullback")
         if getattr(prob_row, "shape", None) != (self.n_alines,):
-            raise InputError(f"probability row must have shape ({self.n_alines},), got {getattr(prob_row, 'shape', None)}")
+            raise InputError(
+                f"probability row must have shape ({self.n_alines},), got {getattr(prob_row, 'shape', None)}"
+            )
         xp = self.xp
         xp.greater(xp.asarray(prob_row), 0.5, out=self._vote)
         t = self._n_frames

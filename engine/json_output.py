@@ -50,7 +50,8 @@ def dumps(data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
 
 
 def write_json(
-    path: Path | str, data: Any, *, indent: int | None = 2, sort_keys: bool = False, digits: int | None = SIGNIFICANT_DIGITS
+    path: Path | str, data: Any, *, indent: int | None = 2, sort_keys: bool = False,
+    digits: int | None = SIGNIFICANT_DIGITS,
 ) -> Any:
     """Write `data` to `path` atomically as JSON; returns what was written (the `json_ready` form).
 

@@ -55,4 +55,5 @@ def git_commit(dirty_paths: Sequence[str] = ()) -> str | None:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
+                          check=True).stdout.strip()

@@ -170,7 +170,8 @@ class CalciumPipeline:
         spec = self.runtime.spec
         self.begin_rows(spacing, spec.n_alines)
         if image_shape is not None:
-            self._sampler = PolarSampler(image_shape, calibration.center_rc, calibration.pixel_spacing_mm, spec, self.xp)
+            self._sampler = PolarSampler(image_shape, calibration.center_rc, calibration.pixel_spacing_mm, spec,
+                                         self.xp)
 
     def begin_rows(self, frame_spacing_mm: float, n_alines: int) -> None:
         """Start a pullback fed with probability rows (`process_probabilities`) only."""
@@ -209,14 +210,16 @@ class CalciumPipeline:
         return self.process_probabilities(mean, spread, first_index)
 
     def _infer_polar(self, polar: Any) -> tuple[Any, Any]:
-        self._require_runtime()
+        runtime = self._require_runtime()
         with self._timer("inference"):
-            return self.runtime.infer(polar)
+            return runtime.infer(polar)
 
-    def _require_runtime(self) -> None:
+    def _require_runtime(self) -> Runtime:
+        """The runtime of a started pipeline; raises for a pipeline built without one."""
         if self.runtime is None:
             raise RuntimeError("this pipeline has no runtime; use process_probabilities")
         self._started()
+        return self.runtime
 
     def process_probabilities(self, mean: Any, spread: Any, first_index: int) -> list[FrameOutput]:
         """The post-inference stages: ensemble rows (B, A) of frames `first_index ..` -> outputs."""
@@ -224,7 +227,8 @@ class CalciumPipeline:
         mean, spread = self._on_xp(mean), self._on_xp(spread)
         if mean.ndim != 2 or mean.shape[1] != filt.n_alines or spread.shape != mean.shape:
             raise InputError(
-                f"probabilities must be (B, {filt.n_alines}) with a matching spread, got {mean.shape} and {spread.shape}"
+                f"probabilities must be (B, {filt.n_alines}) with a matching spread, "
+                f"got {mean.shape} and {spread.shape}"
             )
         if first_index != self._next:
             raise InputError(f"pipeline expected frame {self._next}, got frame {first_index}")
@@ -302,7 +306,9 @@ class CalciumPipeline:
         if self._sampler is not None:
             if len(shape) != 3 or shape[1:] != self._sampler.image_shape or frames.dtype != np.uint8:
                 rows, cols = self._sampler.image_shape
-                raise InputError(f"expected uint8 frames (B, {rows}, {cols}), got {getattr(frames, 'dtype', None)} {shape}")
+                raise InputError(
+                    f"expected uint8 frames (B, {rows}, {cols}), got {getattr(frames, 'dtype', None)} {shape}"
+                )
             return self._sampler(self.xp.asarray(frames))
         if len(shape) != 3 or shape[1:] != (spec.n_depth, spec.n_alines):
             raise InputError(f"expected polar frames (B, {spec.n_depth}, {spec.n_alines}), got {shape}")

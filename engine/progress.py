@@ -26,5 +26,6 @@ class Progress:
 def progress(label: str, total: int | None = None, quiet: bool = False) -> Iterator[Progress]:
     """Context manager yielding a `Progress`; drawn only when stderr is a terminal and not quiet."""
     enabled = not quiet and sys.stderr.isatty()
-    with tqdm(total=total, desc=label, file=sys.stderr, disable=not enabled, mininterval=0.2, dynamic_ncols=True) as bar:
+    with tqdm(total=total, desc=label, file=sys.stderr, disable=not enabled, mininterval=0.2,
+              dynamic_ncols=True) as bar:
         yield Progress(bar)

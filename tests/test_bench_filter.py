@@ -35,7 +35,8 @@ def test_filter_scenario_rows_agree_and_are_positive():
 
 def test_bench_filter_command_writes_results(tmp_path):
     out = tmp_path / "res"
-    status = main(["bench", "filter", "--frames", "12", "--window", "3", "5", "--recompute-seconds", "1", "--out", str(out), "--quiet"])
+    status = main(["bench", "filter", "--frames", "12", "--window", "3", "5", "--recompute-seconds", "1", "--out",
+                   str(out), "--quiet"])
     assert status == 0
     document = json.loads((out / "results.json").read_text())
     assert validate.problems(document) == []

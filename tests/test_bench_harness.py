@@ -76,7 +76,8 @@ def test_validate_catches_disordered_percentiles_and_nan():
     document = {
         "machine": {k: 1 for k in validate.MACHINE_KEYS},
         "scenarios": [
-            {"name": "x", "title": "x", "skipped": None, "settings": {}, "summary": {"lat": bad}, "rows": [{"v": None}], "notes": [], "plots": []}
+            {"name": "x", "title": "x", "skipped": None, "settings": {}, "summary": {"lat": bad}, "rows": [{"v": None}],
+             "notes": [], "plots": []}
         ],
     }
     found = validate.problems(document)

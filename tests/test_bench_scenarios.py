@@ -43,7 +43,8 @@ def test_offline_command_compares_with_the_baseline(tiny, tmp_path):
     weights, _, pullback = tiny
     out = tmp_path / "offline"
     argv = ["bench", "offline", "--pullback", str(pullback), "--weights", str(weights), "--frames", "24",
-            "--baseline-frames", "16", "--backend", "torch", "--device", "cpu", "--chunk", "8", "--out", str(out), "--quiet"]
+            "--baseline-frames", "16", "--backend", "torch", "--device", "cpu", "--chunk", "8",
+            "--out", str(out), "--quiet"]
     assert main(argv) == 0
     (scenario,) = _document(out)["scenarios"]
     passes = [row["pass"] for row in scenario["rows"]]

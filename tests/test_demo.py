@@ -13,7 +13,8 @@ from engine.cli import main
 
 def test_demo_streams_a_generated_pullback_and_writes_the_report(tmp_path: Path, capsys) -> None:
     model = make_ensemble(tmp_path / "ensemble.safetensors", make_frames(16))
-    args = ["demo", "--frames", "24", "--image-size", "128", "--fps", "60", "--backend", "torch", "--model", str(model), "--cache", str(tmp_path / "cache")]
+    args = ["demo", "--frames", "24", "--image-size", "128", "--fps", "60", "--backend", "torch", "--model", str(model),
+            "--cache", str(tmp_path / "cache")]
     assert main([*args, "--out", str(tmp_path / "run1"), "--quiet"]) == 0
     live = json.loads((tmp_path / "run1" / "live.json").read_text())
     assert (live["frames"], live["results"], live["dropped"], live["filled"]) == (24, 24, 0, 0)

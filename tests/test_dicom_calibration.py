@@ -110,7 +110,8 @@ def test_cli_options_build_overrides() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--pixel-spacing", "0,0.02"], ["--center", "12"], ["--pullback-rate", "-1"], ["--frame-rate", "30", "--frame-time-ms", "33"]],
+    [["--pixel-spacing", "0,0.02"], ["--center", "12"], ["--pullback-rate", "-1"],
+     ["--frame-rate", "30", "--frame-time-ms", "33"]],
 )
 def test_cli_options_reject_impossible_values(args: list[str]) -> None:
     result = CliRunner().invoke(_probe, args)

@@ -56,8 +56,10 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "secondary capture": (lambda d: pydicom_file("SC_rgb_rle.dcm"), "modality OT is not ultrasound"),
     "no pixel data": (lambda d: pydicom_file("rtplan.dcm"), "no pixel data"),
     "MPEG-4 video": (lambda d: _retagged_syntax(d, "1.2.840.10008.1.2.4.102"), "MPEG-4 AVC/H.264"),
-    "unknown private syntax": (lambda d: _retagged_syntax(d, "1.2.3.4.5.6"), "cannot be decoded by any installed plugin"),
-    "deflated": (lambda d: _retagged_syntax(d, "1.2.840.10008.1.2.1.99", native=True), "Deflated Explicit VR Little Endian"),
+    "unknown private syntax": (lambda d: _retagged_syntax(d, "1.2.3.4.5.6"),
+                               "cannot be decoded by any installed plugin"),
+    "deflated": (lambda d: _retagged_syntax(d, "1.2.840.10008.1.2.1.99", native=True),
+                 "Deflated Explicit VR Little Endian"),
     "unsupported photometric": (
         lambda d: write_pullback(d / "p.dcm", ivus_frames(3), photometric="YBR_PARTIAL_420"),
         "photometric interpretation YBR_PARTIAL_420 is not supported",

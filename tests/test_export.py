@@ -96,7 +96,8 @@ def _copy_with_graph(ensemble: LoadedEnsemble, exported: Path, folder: Path) -> 
     return folder / ensemble.path.name
 
 
-def test_a_changed_card_graph_is_refused_naming_the_file(ensemble: LoadedEnsemble, exported: Path, tmp_path: Path) -> None:
+def test_a_changed_card_graph_is_refused_naming_the_file(ensemble: LoadedEnsemble, exported: Path,
+                                                         tmp_path: Path) -> None:
     weights = _copy_with_graph(ensemble, exported, tmp_path)
     graph = tmp_path / exported.name
     graph.write_bytes(exported.read_bytes()[:-10])  # truncated: hash differs
@@ -174,6 +175,7 @@ def test_fp16_graph_for_tensorrt_stays_close_to_fp32(tmp_path: Path) -> None:
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
     polar = _polar(2, seed=5)
-    probability, _ = ort.InferenceSession(str(export.path), providers=["CPUExecutionProvider"]).run(None, {"polar": polar})
+    session = ort.InferenceSession(str(export.path), providers=["CPUExecutionProvider"])
+    probability, _ = session.run(None, {"polar": polar})
     ref_prob, _ = ensemble_probabilities(small.models, torch.from_numpy(polar))
     assert np.abs(probability - ref_prob.numpy()).max() <= 2e-2

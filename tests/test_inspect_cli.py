@@ -75,7 +75,8 @@ def test_text_marks_defaulted_values(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_overrides_on_the_command_line(pullback: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["inspect", str(pullback), "--json", "--frame-rate", "20", "--pullback-rate", "0.5", "--pixel-spacing", "0.01,0.02"]
+    args = ["inspect", str(pullback), "--json", "--frame-rate", "20", "--pullback-rate", "0.5", "--pixel-spacing",
+            "0.01,0.02"]
     status, out, _ = _run(args, capsys)
     data = json.loads(out)
     assert status == 0
@@ -85,7 +86,8 @@ def test_overrides_on_the_command_line(pullback: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
-def test_never_prints_patient_identifiers(pullback: Path, json_flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_never_prints_patient_identifiers(pullback: Path, json_flag: list[str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = _run(["inspect", str(pullback), *json_flag], capsys)
     assert status == 0
     for secret in (PATIENT_NAME, PATIENT_ID, "Zzsecret", "Patientname"):
@@ -110,7 +112,8 @@ def test_describes_a_real_single_frame_vendor_file(capsys: pytest.CaptureFixture
         (lambda d: pydicom_file("rtdose.dcm"), "modality RTDOSE is not ultrasound"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(make, problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2_with_one_line(make, problem: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = make(tmp_path)
     status, out, err = _run(["inspect", str(path)], capsys)
     assert status == 2 and out == ""

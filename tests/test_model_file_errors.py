@@ -73,8 +73,9 @@ def test_damaged_model_files_exit_2_naming_the_file(damage: Callable[[Path], Pat
     assert not (tmp_path / "out").exists() and not (tmp_path / "g.onnx").exists()
 
 
-def test_a_shipped_graph_that_differs_from_its_card_exits_2_naming_the_graph(pullback: Path, tmp_path: Path,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_shipped_graph_that_differs_from_its_card_exits_2_naming_the_graph(
+    pullback: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
     for name in ("ensemble.safetensors", "ensemble.card.json", "ensemble.onnx"):

@@ -31,7 +31,8 @@ class TorchTestRuntime:
 
     def __init__(self, n_members: int = 2, seed: int = 0) -> None:
         torch.manual_seed(seed)
-        self.models = [CalciumNet(NetConfig(channels=(4, 4, 8, 8), decoder_channels=8)).eval() for _ in range(n_members)]
+        config = NetConfig(channels=(4, 4, 8, 8), decoder_channels=8)
+        self.models = [CalciumNet(config).eval() for _ in range(n_members)]
         self.spec = SPEC
         self.model_id = "test-random@0"
 
@@ -95,7 +96,8 @@ def test_result_does_not_depend_on_batching(runtime: TorchTestRuntime, frames: n
             assert a.index == b.index and a.position_mm == b.position_mm
             np.testing.assert_array_equal(a.probability, b.probability)
             np.testing.assert_array_equal(a.provisional, b.provisional)
-            assert [(f.index, f.calcium.tobytes()) for f in a.final] == [(f.index, f.calcium.tobytes()) for f in b.final]
+            assert ([(f.index, f.calcium.tobytes()) for f in a.final]
+                    == [(f.index, f.calcium.tobytes()) for f in b.final])
 
 
 def test_pipeline_equals_the_stages_composed_by_hand(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
@@ -116,7 +118,8 @@ def test_pipeline_equals_the_stages_composed_by_hand(runtime: TorchTestRuntime, 
 
 
 def test_every_frame_becomes_final_exactly_once_with_lag_h(runtime: TorchTestRuntime, frames: np.ndarray) -> None:
-    outputs, _, last = run(CalciumPipeline(runtime, PipelineSettings(window_frames=7, window_alines=5)), frames, [10, 13])
+    outputs, _, last = run(CalciumPipeline(runtime, PipelineSettings(window_frames=7, window_alines=5)), frames,
+                           [10, 13])
     for o in outputs:
         assert [f.index for f in o.final] == ([o.index - 3] if o.index >= 3 else [])
     assert [f.index for f in last] == [20, 21, 22]
@@ -145,9 +148,11 @@ def test_probabilities_only_pipeline_for_report_rebuilds() -> None:
     np.testing.assert_array_equal(calcium, filter_map(prob, 3, 5))
 
 
-def rows_pipeline(prob: np.ndarray, batches: list[int], xp: object = np, return_rows: bool = True) -> tuple[list, object]:
+def rows_pipeline(prob: np.ndarray, batches: list[int], xp: object = np,
+                  return_rows: bool = True) -> tuple[list, object]:
     """`prob` through the post-inference stages in `batches`: (outputs, PullbackOutput)."""
-    pipeline = CalciumPipeline(None, PipelineSettings(window_frames=5, window_alines=31), xp=xp, return_rows=return_rows)
+    pipeline = CalciumPipeline(None, PipelineSettings(window_frames=5, window_alines=31), xp=xp,
+                               return_rows=return_rows)
     pipeline.begin_rows(0.1, prob.shape[1])
     outputs, start = [], 0
     for size in batches:
@@ -159,7 +164,8 @@ def rows_pipeline(prob: np.ndarray, batches: list[int], xp: object = np, return_
 
 def filtered(outputs: list, end: object) -> list:
     """Everything a driver reads of the filter and quantify stages, comparable with ==."""
-    rows = [(o.index, o.provisional.tobytes(), o.provisional_arcs, [(f.index, f.calcium.tobytes(), f.arcs) for f in o.final],
+    rows = [(o.index, o.provisional.tobytes(), o.provisional_arcs,
+             [(f.index, f.calcium.tobytes(), f.arcs) for f in o.final],
              [lesion.to_dict() for lesion in o.closed_lesions]) for o in outputs]  # fmt: skip
     return [rows, [(f.index, f.calcium.tobytes(), f.arcs) for f in end.final], end.summary.to_dict()]
 
@@ -195,7 +201,8 @@ def test_rows_stay_behind_when_not_asked_for() -> None:
 
 
 @pytest.mark.parametrize("return_rows", [True, False])
-def test_host_transfers_per_batch_do_not_grow_with_the_batch(monkeypatch: pytest.MonkeyPatch, return_rows: bool) -> None:
+def test_host_transfers_per_batch_do_not_grow_with_the_batch(monkeypatch: pytest.MonkeyPatch,
+                                                             return_rows: bool) -> None:
     calls = []
     to_numpy = engine.pipeline.to_numpy
     monkeypatch.setattr(engine.pipeline, "to_numpy", lambda array: calls.append(array.shape) or to_numpy(array))

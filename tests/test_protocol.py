@@ -82,9 +82,12 @@ def test_malformed_control_messages_are_rejected_with_a_reason(parts: list, reas
         ({"frame": 2.5}, "'frame' must be an integer"),
         ({"t_acq": float("nan")}, "t_acq must be a finite number"),
         ({"t_acq": _DROP}, "missing field 't_acq'"),
-        ({"calib": {"pixel_spacing_mm": [0.02, 0.0], "center_rc": [1, 1], "frame_time_s": 0.03, "pullback_rate_mm_s": 0.5}}, "positive"),
-        ({"calib": {"pixel_spacing_mm": [0.02, 0.02], "center_rc": [1, float("inf")], "frame_time_s": 0.03, "pullback_rate_mm_s": 0.5}}, "finite"),
-        ({"calib": {"pixel_spacing_mm": [0.02, 0.02], "center_rc": [1, 1], "frame_time_s": 0.03}}, "pullback_rate_mm_s"),
+        ({"calib": {"pixel_spacing_mm": [0.02, 0.0], "center_rc": [1, 1], "frame_time_s": 0.03,
+                    "pullback_rate_mm_s": 0.5}}, "positive"),
+        ({"calib": {"pixel_spacing_mm": [0.02, 0.02], "center_rc": [1, float("inf")], "frame_time_s": 0.03,
+                    "pullback_rate_mm_s": 0.5}}, "finite"),
+        ({"calib": {"pixel_spacing_mm": [0.02, 0.02], "center_rc": [1, 1], "frame_time_s": 0.03}},
+         "pullback_rate_mm_s"),
     ],
 )
 def test_malformed_frames_are_rejected_with_a_reason(overrides: dict, reason: str) -> None:
@@ -130,10 +133,14 @@ def test_quantized_probabilities_are_within_half_a_step(values: list[float]) -> 
 @settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from([b"start", b"frame", b"end", b"other"]),
-    st.one_of(st.binary(max_size=200), st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=8), st.none()), max_size=8).map(msgpack.packb)),
+    st.one_of(st.binary(max_size=200), st.dictionaries(
+        st.text(max_size=8), st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=8), st.none()),
+        max_size=8
+    ).map(msgpack.packb)),
     st.binary(max_size=300),
 )
-def test_arbitrary_input_is_decoded_or_refused_with_a_protocol_error(topic: bytes, header: bytes, pixels: bytes) -> None:
+def test_arbitrary_input_is_decoded_or_refused_with_a_protocol_error(topic: bytes, header: bytes,
+                                                                     pixels: bytes) -> None:
     parts = [topic, header] if topic != b"frame" else [topic, header, pixels]
     try:
         p.decode_inbound(parts)
@@ -143,12 +150,14 @@ def test_arbitrary_input_is_decoded_or_refused_with_a_protocol_error(topic: byte
 
 _VALUES = st.one_of(
     st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=8), st.none(), st.booleans(),
-    st.lists(st.one_of(st.integers(-5, 5000), st.floats()), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(-5, 5), max_size=2),
+    st.lists(st.one_of(st.integers(-5, 5000), st.floats()), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(-5, 5), max_size=2),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["v", "stream", "pullback", "seq", "frame", "t_acq", "shape", "dtype", "layout", "calib"]), _VALUES)
+@given(st.sampled_from(["v", "stream", "pullback", "seq", "frame", "t_acq", "shape", "dtype", "layout", "calib"]),
+       _VALUES)
 def test_any_wrong_field_value_is_refused_with_a_protocol_error(key: str, value: object) -> None:
     topic, header, data = p.encode_frame("s", "p", 0, 0, 0.0, "cartesian", CALIB, np.zeros((4, 4), dtype=np.uint8))
     fields = msgpack.unpackb(header)

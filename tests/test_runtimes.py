@@ -78,7 +78,8 @@ def test_auto_is_onnxruntime_without_a_gpu(ensemble: LoadedEnsemble) -> None:
         ("torch", {"precision": "int4"}, "unknown precision"),
     ],
 )
-def test_impossible_options_are_input_errors(ensemble: LoadedEnsemble, backend: str, options: dict, message: str) -> None:
+def test_impossible_options_are_input_errors(ensemble: LoadedEnsemble, backend: str, options: dict,
+                                             message: str) -> None:
     with pytest.raises(InputError, match=message):
         create_runtime(backend, ensemble, **options)
 
@@ -100,7 +101,8 @@ def test_outputs_are_float32_rows_of_probabilities(ort_runtime: EnsembleRuntime,
     assert ort_runtime.xp is np and ort_runtime.spec.n_alines == 360
 
 
-def test_onnxruntime_matches_the_reference(ensemble: LoadedEnsemble, ort_runtime: EnsembleRuntime, polar: np.ndarray) -> None:
+def test_onnxruntime_matches_the_reference(ensemble: LoadedEnsemble, ort_runtime: EnsembleRuntime,
+                                           polar: np.ndarray) -> None:
     probability, spread = ort_runtime.infer(polar)
     ref_prob, ref_spread = _reference(ensemble, polar)
     assert np.abs(probability - ref_prob).max() <= 1e-4 and np.abs(spread - ref_spread).max() <= 1e-4
@@ -176,7 +178,8 @@ def test_bad_frames_are_input_errors(ort_runtime: EnsembleRuntime, frames: np.nd
         ort_runtime.infer(frames)
 
 
-def test_describe_names_backend_device_threads_precision(ort_runtime: EnsembleRuntime, ensemble: LoadedEnsemble) -> None:
+def test_describe_names_backend_device_threads_precision(ort_runtime: EnsembleRuntime,
+                                                         ensemble: LoadedEnsemble) -> None:
     info = ort_runtime.describe()
     assert {"backend", "device", "threads", "precision", "model_id"} <= set(info)
     assert info["backend"] == "onnxruntime" and info["model_id"] == ensemble.model_id and info["threads"] >= 1
@@ -194,7 +197,8 @@ def test_runtime_options_parse_into_create_runtime_arguments(tmp_path: Path) -> 
         seen.update(backend=backend, model=model, device=device, precision=precision, threads=threads)
 
     runner = CliRunner()
-    result = runner.invoke(command, ["--backend", "torch", "--model", str(tmp_path / "m.safetensors"), "--threads", "2"])
+    result = runner.invoke(command,
+                           ["--backend", "torch", "--model", str(tmp_path / "m.safetensors"), "--threads", "2"])
     assert result.exit_code == 0, result.output
     assert seen == {"backend": "torch", "model": tmp_path / "m.safetensors", "device": None, "precision": None,
                     "threads": 2}

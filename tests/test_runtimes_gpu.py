@@ -35,7 +35,8 @@ def _has_tensorrt() -> bool:
     return True
 
 
-needs_tensorrt = pytest.mark.skipif(not _has_tensorrt(), reason="TensorRT is not installed (pip install 'ivuscal[gpu]')")
+needs_tensorrt = pytest.mark.skipif(not _has_tensorrt(),
+                                    reason="TensorRT is not installed (pip install 'ivuscal[gpu]')")
 
 
 def _frames(n: int, seed: int) -> np.ndarray:

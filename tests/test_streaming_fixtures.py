@@ -58,8 +58,10 @@ def make_ensemble(path: Path, frames: np.ndarray, n_members: int = 2, seed: int 
 
 def loopback(model: Path, tmp: Path, **config: object) -> LoopbackEngine:
     """An engine on `model` (torch backend, 1 thread) with ephemeral loopback ports."""
-    base = {"frames_address": "tcp://127.0.0.1:*", "results_address": "tcp://127.0.0.1:*", "journal_dir": tmp / "journal", "heartbeat_s": 0.1}
-    server = create_server(ServerConfig(**{**base, **config}), backend="torch", model=model, settings=SETTINGS, threads=1)
+    base = {"frames_address": "tcp://127.0.0.1:*", "results_address": "tcp://127.0.0.1:*",
+            "journal_dir": tmp / "journal", "heartbeat_s": 0.1}
+    server = create_server(ServerConfig(**{**base, **config}), backend="torch", model=model, settings=SETTINGS,
+                           threads=1)
     return LoopbackEngine(server)
 
 

@@ -36,8 +36,9 @@ def test_listen_records_what_it_receives(tmp_path: Path) -> None:
     with loopback(model, tmp_path) as engine:
         runner = CliRunner()
         outcome: dict = {}
-        listener = threading.Thread(target=lambda: outcome.update(result=runner.invoke(
-            command, ["--from", engine.results_endpoint, "--record", str(record), "--summaries", "1", "--timeout", "30", "--final"])))
+        argv = ["--from", engine.results_endpoint, "--record", str(record), "--summaries", "1", "--timeout", "30",
+                "--final"]
+        listener = threading.Thread(target=lambda: outcome.update(result=runner.invoke(command, argv)))
         listener.start()
         for _ in range(100):  # bounded: wait until the listener's subscription is live (it records heartbeats)
             if record.exists() and record.stat().st_size:

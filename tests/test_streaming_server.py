@@ -58,12 +58,13 @@ def test_malformed_messages_are_diagnosed_and_the_engine_keeps_going(model: Path
         for i, frame in enumerate(FRAMES):
             sender.send_multipart(p.encode_frame("s1", "pb1", i + 1, i, 0.0, "cartesian", CALIB, frame), copy=False)
         sender.send_multipart(p.encode_end(p.PullbackEnd("s1", "pb1", len(FRAMES))))
-        sender.send_multipart(p.encode_frame("s1", "pb1", 99, 30, 0.0, "cartesian", CALIB, FRAMES[0]), copy=False)  # after its end
+        sender.send_multipart(p.encode_frame("s1", "pb1", 99, 30, 0.0, "cartesian", CALIB, FRAMES[0]),
+                              copy=False)  # after its end
         events = engine.wait_for(lambda ev: len(kinds(ev, "error")) == len(bad) + 3, timeout_s=60)
     errors = kinds(events, "error")
     reasons = " | ".join(e["reason"] for e in errors)
-    for expected in ("not valid msgpack", "version 2", "pixel buffer has", "missing field 'calib'", "unknown topic", "not in progress",
-                     "calibration differs", "already in progress", "has already ended"):
+    for expected in ("not valid msgpack", "version 2", "pixel buffer has", "missing field 'calib'", "unknown topic",
+                     "not in progress", "calibration differs", "already in progress", "has already ended"):
         assert expected in reasons
     assert [r["frame"] for r in kinds(events, "result", "s1")] == list(range(len(FRAMES)))
     summary = kinds(events, "summary")[0]
@@ -78,7 +79,8 @@ def test_every_result_carries_arcs_uncertainty_rows_and_timestamps(model: Path, 
     assert len(result["prob_u8"]) == len(result["spread_u8"]) == 64
     assert 0.0 <= result["uncertainty"]["spread_mean"] <= result["uncertainty"]["spread_max"] <= 0.5
     t = result["t"]
-    assert t["received_ns"] <= t["started_ns"] <= t["inferred_ns"] <= t["published_ns"] and t["received_wall_ns"] <= t["published_wall_ns"]
+    assert t["received_ns"] <= t["started_ns"] <= t["inferred_ns"] <= t["published_ns"]
+    assert t["received_wall_ns"] <= t["published_wall_ns"]
     assert {"arcs", "total_arc_deg", "calcified"} <= set(result["provisional"])
     finals = [f["frame"] for e in kinds(events, "result") + kinds(events, "final") for f in e["final"]]
     assert finals == list(range(12))  # every frame becomes final exactly once, in order
@@ -121,7 +123,8 @@ def test_sequence_gap_is_announced_and_filled(model: Path, tmp_path: Path) -> No
         sender = engine.sender()
         sender.send_multipart(p.encode_start(start()))
         for seq, i in enumerate(kept):
-            sender.send_multipart(p.encode_frame("s1", "pb1", seq if i < 10 else seq + 3, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+            sender.send_multipart(p.encode_frame("s1", "pb1", seq if i < 10 else seq + 3, i, 0.0, "cartesian", CALIB,
+                                                 FRAMES[i]), copy=False)
         sender.send_multipart(p.encode_end(p.PullbackEnd("s1", "pb1", 24)))
         events = engine.wait_for_summaries(1, timeout_s=60)
     gaps = kinds(events, "gap")

@@ -86,7 +86,8 @@ def test_serve_runs_on_onnxruntime_without_torch(tmp_path: Path) -> None:
         while line and "ivuscal serve: frames in" not in line:  # warnings come first (no --auth)
             line = proc.stderr.readline()
         frames_endpoint, results_endpoint = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
-        listener = threading.Thread(target=subscribe, args=(results_endpoint, lambda e: (events.append(e), live.set()), stop),
+        listener = threading.Thread(target=subscribe,
+                                    args=(results_endpoint, lambda e: (events.append(e), live.set()), stop),
                                     kwargs={"summaries": 1, "timeout_s": 120, "context": context})
         listener.start()
         assert live.wait(60)

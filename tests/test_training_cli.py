@@ -24,7 +24,9 @@ def test_train_writes_an_ensemble_with_a_complete_card(trained: Path) -> None:
     ensemble = load_ensemble(trained / "ensemble.safetensors")
     card = ensemble.card
     assert len(ensemble.models) == 5
-    assert card["command"] == f"ivuscal train --preset tiny --work-dir {trained} --out {trained / 'ensemble.safetensors'} --threads 2"
+    assert card["command"] == (
+        f"ivuscal train --preset tiny --work-dir {trained} --out {trained / 'ensemble.safetensors'} --threads 2"
+    )
     assert card["training"]["train_cohort"]["seed"] == 11 and card["training"]["preset"]["name"] == "tiny"
     assert sorted(card["metrics"]["per_fold"]) == ["0", "1", "2", "3", "4"]
     assert {"raw", "filtered"} <= set(card["metrics"]["out_of_fold"])
@@ -43,8 +45,8 @@ def test_rerun_resumes_instead_of_retraining(trained: Path) -> None:
 
 def test_evaluate_reports_members_and_ensemble(trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    status = main(["evaluate", "--model", str(trained / "ensemble.safetensors"), "--cache", str(trained / "test" / "cache"),
-                   "--out", str(out), "--quiet"])
+    status = main(["evaluate", "--model", str(trained / "ensemble.safetensors"),
+                   "--cache", str(trained / "test" / "cache"), "--out", str(out), "--quiet"])
     assert status == 0
     report = json.loads(out.read_text())
     assert {"model0", "model4", "ensemble", "mean_single"} <= set(report["pooled"])

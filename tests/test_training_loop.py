@@ -18,7 +18,8 @@ from training.trainer import TrainConfig, train_member, validate
 
 SPEC = InputSpec(n_alines=120, n_depth=64, depth_spacing_mm=0.08)  # small frames keep the test fast
 SMALL = NetConfig(channels=(4, 8, 12, 16), decoder_channels=12)
-CONFIG = TrainConfig(batch_size=16, lr=5e-3, max_epochs=3, patience=5, frame_stride=2, val_frame_stride=2, warmup_steps=3)
+CONFIG = TrainConfig(batch_size=16, lr=5e-3, max_epochs=3, patience=5, frame_stride=2, val_frame_stride=2,
+                     warmup_steps=3)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def test_loss_falls_and_accuracy_rises(cache: PolarCache) -> None:
     assert result.best_val["dice"] > 0.5
 
 
-def test_interrupted_training_resumes_to_the_same_model_and_finished_reloads(cache: PolarCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_training_resumes_to_the_same_model_and_finished_reloads(cache: PolarCache, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     straight = train_member(cache, [0, 1, 2, 3], [4, 5], CONFIG, SMALL, seed=2, fold=1, run_dir=tmp_path / "a")
 
     real_validate = trainer.validate
@@ -71,7 +73,8 @@ def test_interrupted_training_resumes_to_the_same_model_and_finished_reloads(cac
     for key, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     assert not any(p.suffix in {".pt", ".pth", ".pkl"} for p in (tmp_path / "b").iterdir())
-    assert {p.name for p in (tmp_path / "b").iterdir()} >= {"last.safetensors", "last.json", "best.safetensors", "best.json"}
+    assert {p.name for p in (tmp_path / "b").iterdir()} >= {"last.safetensors", "last.json", "best.safetensors",
+                                                            "best.json"}
 
     # a finished member reloads its best epoch without training again
     monkeypatch.setattr(trainer, "batches", lambda *a, **k: pytest.fail("a finished member must not train again"))

@@ -42,7 +42,8 @@ def demo_pullback(n_frames: int, seed: int, image_size: int, directory: Path, qu
     from tools.simulator import PullbackConfig, iter_pullback, write_pullback
 
     config = PullbackConfig(n_frames=n_frames, image_size=image_size, fps=30.0)
-    key = hashlib.sha256(json.dumps({"config": config.to_dict(), "seed": seed}, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    identity = json.dumps({"config": config.to_dict(), "seed": seed}, sort_keys=True, default=str)
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     path = directory / f"pullback-{n_frames}f-{image_size}px-seed{seed}-{key}.dcm"
     if path.is_file():
         return path
@@ -74,7 +75,8 @@ def live_view(quiet: bool) -> Any:
     return show
 
 
-def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSettings, live: dict[str, Any]) -> dict[str, Any]:
+def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSettings,
+                  live: dict[str, Any]) -> dict[str, Any]:
     """The offline report from the journal (same results as live), with the simulator's truth, plus live.json."""
     from engine.commands.analyze import analyze_journal
     from engine.report import write_report
@@ -86,21 +88,31 @@ def write_outputs(out: Path, journal: Path, pullback: Path, settings: PipelineSe
 
 
 @click.command(name="demo")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ivuscal-demo"), show_default=True, help="Report folder.")
-@click.option("--frames", "n_frames", type=click.IntRange(20, 5000), default=300, show_default=True, help="Frames in the generated pullback.")
-@click.option("--fps", type=click.FloatRange(1, 120), default=30.0, show_default=True, help="Replay rate (frames per second).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ivuscal-demo"),
+              show_default=True, help="Report folder.")
+@click.option("--frames", "n_frames", type=click.IntRange(20, 5000), default=300, show_default=True,
+              help="Frames in the generated pullback.")
+@click.option("--fps", type=click.FloatRange(1, 120), default=30.0, show_default=True,
+              help="Replay rate (frames per second).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Simulator seed.")
-@click.option("--image-size", type=click.IntRange(128, 1024), default=512, show_default=True, help="Simulated frame size in pixels.")
+@click.option("--image-size", type=click.IntRange(128, 1024), default=512, show_default=True,
+              help="Simulated frame size in pixels.")
 @click.option("--backend", default="auto", show_default=True, help="Inference backend.")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="Inference threads.")
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ensemble weights (default: the shipped model).")
-@click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where the generated pullback is kept (default: the demo folder of the ivuscal cache, docs/conventions.md).")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ensemble weights (default: the shipped model).")
+@click.option(
+    "--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where the generated pullback is kept (default: the demo folder of the ivuscal cache, docs/conventions.md)."
+)
 @click.option("--quiet", is_flag=True, help="Only the summary lines, no per-frame view.")
 @click.option("--auth", "auth_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run with CURVE authentication, keys in this folder (server and demo pairs made when absent).")
-@click.option("--view", "view", default=DEFAULT_VIEW, show_default=True, help="Live web view on HOST:PORT (else a free port).")
+@click.option("--view", "view", default=DEFAULT_VIEW, show_default=True,
+              help="Live web view on HOST:PORT (else a free port).")
 @click.option("--no-view", is_flag=True, help="No web view.")
-@click.option("--view-wait", type=click.FloatRange(0, 3600), default=0.0, help="Seconds to wait for a browser before replaying.")
+@click.option("--view-wait", type=click.FloatRange(0, 3600), default=0.0,
+              help="Seconds to wait for a browser before replaying.")
 def command(
     out_dir: Path, n_frames: int, fps: float, seed: int, image_size: int, backend: str, threads: int,
     model: Path | None, cache: Path | None, quiet: bool, auth_dir: Path | None, view: str, no_view: bool,
@@ -119,7 +131,8 @@ def command(
                           preview=preview)
     server = create_server(config, backend=backend, model=model, settings=settings, threads=threads)
     if not quiet:
-        click.echo(f"engine: {server.status['backend']} {server.status['model']}; replaying {pullback.name} at {fps:g} frames/s", err=True)
+        click.echo(f"engine: {server.status['backend']} {server.status['model']}; "
+                   f"replaying {pullback.name} at {fps:g} frames/s", err=True)
     stop = threading.Event()
     with LoopbackEngine(server, on_event=live_view(quiet), keys=keys) as engine:
         attached = None if no_view else attach(server, view, None, view_fallback_port=True)
@@ -153,7 +166,8 @@ def command(
     }
     summary = write_outputs(out_dir, Path(started["journal"]), pullback, settings, live)
     click.echo(
-        f"{live['results']}/{live['frames']} frames live, {live['dropped']} dropped; engine latency p50 {latency['p50_ms']:.1f} ms, "
-        f"p99 {latency['p99_ms']:.1f} ms; {len(summary['lesions'])} lesion(s), max arc {summary['max_arc_deg']:.0f} deg, "
+        f"{live['results']}/{live['frames']} frames live, {live['dropped']} dropped; "
+        f"engine latency p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms; "
+        f"{len(summary['lesions'])} lesion(s), max arc {summary['max_arc_deg']:.0f} deg, "
         f"calcium score {summary['score']['total_assessed']}; report in {out_dir}"
     )

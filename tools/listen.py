@@ -51,7 +51,9 @@ def format_event(event: dict[str, Any], width: int = 36) -> str | None:
     if kind == "summary":
         summary = event.get("summary") or {}
         score = (summary.get("score") or {}).get("total_assessed")
-        return f"{stream} pullback {event['pullback']} ended: {event['n_frames']} frames, {len(summary.get('lesions', []))} lesions, max arc {summary.get('max_arc_deg', 0):.1f} deg, calcium score {score}"
+        return (f"{stream} pullback {event['pullback']} ended: {event['n_frames']} frames, "
+                f"{len(summary.get('lesions', []))} lesions, max arc {summary.get('max_arc_deg', 0):.1f} deg, "
+                f"calcium score {score}")
     if kind == "started":
         return f"{stream} pullback {event['pullback']} started ({event['layout']} {event['shape']})"
     if kind in ("error", "drop"):
@@ -62,13 +64,16 @@ def format_event(event: dict[str, Any], width: int = 36) -> str | None:
 
 
 @click.command(name="listen")
-@click.option("--from", "address", default=DEFAULT_ADDRESS, show_default=True, help="The engine's results address (SUB connects).")
-@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Append every event (msgpack) to this file.")
+@click.option("--from", "address", default=DEFAULT_ADDRESS, show_default=True,
+              help="The engine's results address (SUB connects).")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append every event (msgpack) to this file.")
 @click.option("--stream", default=None, help="Show only this stream id.")
 @click.option("--final", "show_final", is_flag=True, help="Also print a line per final frame.")
 @click.option("--heartbeats", is_flag=True, help="Also print heartbeats.")
 @click.option("--summaries", type=click.IntRange(1), default=None, help="Exit after this many pullback summaries.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=None, help="Exit after this many seconds without events.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=None,
+              help="Exit after this many seconds without events.")
 @client_key_options
 def command(address: str, record: Path | None, stream: str | None, show_final: bool, heartbeats: bool,
             summaries: int | None, timeout_s: float | None, server_key: Path | None, client_key: Path | None) -> None:
@@ -87,7 +92,8 @@ def command(address: str, record: Path | None, stream: str | None, show_final: b
             click.echo(line)
         if show_final:
             for final in event.get("final", []) if event.get("kind") in ("result", "final", "gap") else []:
-                click.echo(f"{event.get('stream')} {final['frame']:5d} {final['position_mm']:7.2f} mm |{arc_bar(final['arcs'])}| {final['total_arc_deg']:5.1f} deg  FINAL")
+                click.echo(f"{event.get('stream')} {final['frame']:5d} {final['position_mm']:7.2f} mm "
+                           f"|{arc_bar(final['arcs'])}| {final['total_arc_deg']:5.1f} deg  FINAL")
 
     keys = client_keys(server_key, client_key)
     stop = threading.Event()

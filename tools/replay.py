@@ -79,7 +79,8 @@ def send_pullback(
             if stop.is_set():
                 break
             pacer.wait(sent, stop)
-            parts = p.encode_frame(start.stream, start.pullback, seq, first + offset, time.time(), start.layout, start.calibration, frame)
+            parts = p.encode_frame(start.stream, start.pullback, seq, first + offset, time.time(), start.layout,
+                                   start.calibration, frame)
             socket.send_multipart(parts, copy=False)
             seq += 1
             sent += 1
@@ -124,7 +125,8 @@ def replay_file(
                 float(info.calibration.pullback_rate_mm_s),
             )
             for _ in _repeat(loop, stop):
-                start = p.PullbackStart(stream, pullback or f"pb-{uuid.uuid4().hex[:12]}", "cartesian", (info.rows, info.cols), "uint8", calibration, info.n_frames)
+                start = p.PullbackStart(stream, pullback or f"pb-{uuid.uuid4().hex[:12]}", "cartesian",
+                                        (info.rows, info.cols), "uint8", calibration, info.n_frames)
                 seq = send_pullback(socket, source.iter_chunks(chunk_frames), start, rate, seq, stop)
     finally:
         socket.close()
@@ -140,12 +142,15 @@ def _repeat(loop: bool, stop: threading.Event) -> Iterator[int]:
 
 @click.command(name="replay")
 @click.argument("pullback_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--to", "address", default=DEFAULT_ADDRESS, show_default=True, help="The engine's frames address (PUSH connects).")
+@click.option("--to", "address", default=DEFAULT_ADDRESS, show_default=True,
+              help="The engine's frames address (PUSH connects).")
 @click.option("--fps", default="file", show_default=True, help="Frames per second, 'file' (acquisition rate) or 'max'.")
 @click.option("--stream", default="replay", show_default=True, help="Stream id.")
-@click.option("--pullback-id", default=None, help="Pullback id (default: random; a repeated --loop gets a new one each time).")
+@click.option("--pullback-id", default=None,
+              help="Pullback id (default: random; a repeated --loop gets a new one each time).")
 @click.option("--loop", is_flag=True, help="Replay again and again until interrupted.")
-@click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True, help="Frames read from the file at a time.")
+@click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="Frames read from the file at a time.")
 @client_key_options
 def command(pullback_file: Path, address: str, fps: str, stream: str, pullback_id: str | None, loop: bool,
             chunk_frames: int, server_key: Path | None, client_key: Path | None) -> None:

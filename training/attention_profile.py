@@ -40,7 +40,8 @@ def attention_zones(
         attention = upsample_attention(cams, cache.spec)[0].numpy()[:, truth]
         edge = polar[0, 0].numpy()[:, truth].argmax(axis=0)
         offset = depth[:, None] - edge[None, :]
-        zones = {"front": offset < -edge_halfwidth, "edge": np.abs(offset) <= edge_halfwidth, "shadow": offset > edge_halfwidth}
+        zones = {"front": offset < -edge_halfwidth, "edge": np.abs(offset) <= edge_halfwidth,
+                 "shadow": offset > edge_halfwidth}
         for zone, where in zones.items():
             mass[zone] += float(attention[where].sum())
             uniform[zone] += float(where.sum())

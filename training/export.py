@@ -43,7 +43,7 @@ def command(model: Path | None, out: Path, precision: str, opset: int, record_in
     if record_in_card:
         command = shlex.join(["ivuscal", "export", *(["--model", str(model)] if model else []), "--out", str(out),
                               "--precision", precision, "--opset", str(opset), "--record-in-card"])
-        card = graph.record_in_card(model or DEFAULT_WEIGHTS, result.path, result.sha256, result.precision, result.opset,
-                                    command=command)
+        card = graph.record_in_card(model or DEFAULT_WEIGHTS, result.path, result.sha256, result.precision,
+                                    result.opset, command=command)
         click.echo(f"recorded in {card}")
 

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def patient_folds(patients: Sequence[str], n_folds: int, seed: int, weights: Sequence[float] | None = None) -> list[int]:
+def patient_folds(patients: Sequence[str], n_folds: int, seed: int,
+                  weights: Sequence[float] | None = None) -> list[int]:
     """Fold index (0..n_folds-1) of each pullback, grouping pullbacks by patient.
 
     Patients are shuffled with `seed` and then assigned, heaviest first, to the fold with the

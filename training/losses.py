@@ -25,6 +25,7 @@ class BceDiceLoss(torch.nn.Module):
         super().__init__()
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight
+        self.pos_weight: Tensor
         self.register_buffer("pos_weight", torch.tensor(float(pos_weight)))
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:

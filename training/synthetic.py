@@ -13,7 +13,8 @@ import numpy as np
 from engine.model.spec import InputSpec
 
 
-def synthetic_pullback(rng: np.random.Generator, n_frames: int, spec: InputSpec | None = None) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_pullback(rng: np.random.Generator, n_frames: int,
+                       spec: InputSpec | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Polar frames float32 (n_frames, depth, A) in [0, 1] and calcium labels bool (n_frames, A)."""
     spec = spec or InputSpec()
     depth, n_alines = spec.n_depth, spec.n_alines

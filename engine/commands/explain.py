@@ -69,7 +69,8 @@ def explain_frame(path: Path, frame: int, ensemble: LoadedEnsemble, window: tupl
     cams = [m.attention_map(polar[frame - start : frame - start + 1], target)[1] for m in ensemble.models]
     attention = upsample_attention(torch.stack(cams).mean(dim=0), ensemble.spec)[0]
     attention = attention / attention.max().clamp_min(1e-12)
-    return Explanation(frame, frames[frame - start], cal, ensemble.spec, prob[frame - start], calcium, attention.numpy())
+    return Explanation(frame, frames[frame - start], cal, ensemble.spec, prob[frame - start], calcium,
+                       attention.numpy())
 
 
 def render(explanation: Explanation, out: Path) -> None:
@@ -108,7 +109,8 @@ def render(explanation: Explanation, out: Path) -> None:
 @click.argument("pullback", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--frame", "frame", type=int, required=True, help="Frame index (0-based).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write.")
-@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None, help="Ensemble weights. [default: the shipped model]")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+              help="Ensemble weights. [default: the shipped model]")
 @click.option("--window-frames", type=int, default=13, show_default=True)
 @click.option("--window-alines", type=int, default=61, show_default=True)
 @calibration_options

@@ -51,8 +51,10 @@ class FloatPair(click.ParamType):
 
 
 _OPTIONS = (
-    click.option("--frame-time-ms", type=_POSITIVE, default=None, help="Time between frames in ms (overrides the file)."),
-    click.option("--frame-rate", type=_POSITIVE, default=None, help="Frames per second (alternative to --frame-time-ms)."),
+    click.option("--frame-time-ms", type=_POSITIVE, default=None,
+                 help="Time between frames in ms (overrides the file)."),
+    click.option("--frame-rate", type=_POSITIVE, default=None,
+                 help="Frames per second (alternative to --frame-time-ms)."),
     click.option("--pullback-rate", type=_POSITIVE, default=None, help="Pullback speed in mm/s (overrides the file)."),
     click.option(
         "--pixel-spacing",

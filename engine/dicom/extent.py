@@ -62,4 +62,5 @@ def check_pixel_extent(path: Path, ds: Dataset, n_frames: int) -> None:
         except (ValueError, struct.error) as error:
             raise fail(path, f"corrupt encapsulated pixel data ({describe_error(error)})") from None
     if n_fragments < n_frames:
-        raise fail(path, f"pixel data is shorter than declared: {n_fragments} compressed fragments for {n_frames} frames")
+        raise fail(path,
+                   f"pixel data is shorter than declared: {n_fragments} compressed fragments for {n_frames} frames")

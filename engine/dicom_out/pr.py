@@ -8,7 +8,10 @@ the catheter centre, on one layer "CALCIUM" drawn in orange.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import highdicom as hd
+import numpy as np
 from PIL import ImageCms
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -23,6 +26,25 @@ from engine.report.result import AnalysisResult
 SERIES_NUMBER = 9702
 LAYER = "CALCIUM"
 ORANGE_RGB = (255, 140, 0)  # engine/report/plots.py CALCIUM_COLOUR
+
+
+class _CommonAttributes(TypedDict):
+    """The constructor arguments the grayscale and the colour presentation state share."""
+
+    referenced_images: list[Dataset]
+    series_instance_uid: str
+    series_number: int
+    sop_instance_uid: str
+    instance_number: int
+    manufacturer: str
+    manufacturer_model_name: str
+    software_versions: str
+    device_serial_number: str
+    content_label: str
+    content_description: str
+    graphic_annotations: list[hd.pr.GraphicAnnotation]
+    graphic_layers: list[hd.pr.GraphicLayer]
+    series_description: str
 
 
 def icc_profile_for(source: Dataset) -> bytes:
@@ -44,7 +66,7 @@ def _annotations(result: AnalysisResult, geometry: FrameGeometry, source: Datase
                  layer: hd.pr.GraphicLayer) -> list[hd.pr.GraphicAnnotation]:
     radius = ring_radius_px(geometry.center_rc, geometry.radius_px, (int(source.Rows), int(source.Columns)))
     annotations = []
-    for index in result.calcium.any(axis=1).nonzero()[0].tolist():
+    for index in np.flatnonzero(result.calcium.any(axis=1)).tolist():
         objects = [
             hd.pr.GraphicObject(
                 graphic_type=hd.pr.GraphicTypeValues.POLYLINE,
@@ -68,7 +90,7 @@ def build_presentation_state(
         layer_name=LAYER, order=1, description="calcium arcs (ivuscal)",
         display_color=hd.color.CIELabColor.from_rgb(*ORANGE_RGB),
     )
-    common = {
+    common: _CommonAttributes = {
         "referenced_images": [source],
         "series_instance_uid": generate_uid(),
         "series_number": SERIES_NUMBER,
@@ -84,6 +106,7 @@ def build_presentation_state(
         "graphic_layers": [layer],
         "series_description": "ivuscal calcium arcs",
     }
+    state: hd.pr.GrayscaleSoftcopyPresentationState | hd.pr.ColorSoftcopyPresentationState
     if is_colour(source):
         state = hd.pr.ColorSoftcopyPresentationState(icc_profile=icc_profile_for(source), **common)
     else:
@@ -94,7 +117,7 @@ def build_presentation_state(
     return state
 
 
-def _grayscale(source: Dataset, common: dict) -> hd.pr.GrayscaleSoftcopyPresentationState:
+def _grayscale(source: Dataset, common: _CommonAttributes) -> hd.pr.GrayscaleSoftcopyPresentationState:
     # highdicom reads the LUTs of a multi-frame source from enhanced functional groups, which the
     # (legacy) Ultrasound Multi-frame Image does not have: give them explicitly, identity and full range.
     return hd.pr.GrayscaleSoftcopyPresentationState(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import highdicom as hd
+import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -92,7 +93,7 @@ def _arc_groups(
 ) -> Iterator[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
     """TID 1410 groups: one per arc of each calcified frame, the arc drawn as a polyline on that frame."""
     radius = ring_radius_px(geometry.center_rc, geometry.radius_px, (int(source.Rows), int(source.Columns)))
-    for index in result.calcium.any(axis=1).nonzero()[0].tolist():
+    for index in np.flatnonzero(result.calcium.any(axis=1)).tolist():
         for number, arc in enumerate(frame_arcs(result.calcium[index])):
             region = hd.sr.ImageRegion(
                 graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
@@ -135,7 +136,7 @@ def build_measurement_report(
         "algorithm_id": algorithm_identification(result, equipment),
     }
     summary = result.summary
-    calcified = (result.calcium.any(axis=1).nonzero()[0] + 1).tolist()
+    calcified = (np.flatnonzero(result.calcium.any(axis=1)) + 1).tolist()
     groups: list = [_extent_group(PULLBACK_TRACKING_ID, summary.calcium_length_mm, summary.max_arc_deg,
                                   summary.score, calcified, source, common)]
     for i, lesion in enumerate(summary.lesions):
@@ -144,7 +145,7 @@ def build_measurement_report(
                                     frames, source, common))
     groups.extend(_arc_groups(result, geometry, source, common))
     observer = hd.sr.ObserverContext(
-        observer_type=codes.DEVICE_OBSERVER,
+        observer_type=hd.sr.CodedConcept.from_code(codes.DEVICE_OBSERVER),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=generate_uid(), name=equipment.model_name, manufacturer_name=equipment.manufacturer,
             model_name=str(result.model.get("model_id") or ""),

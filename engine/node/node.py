@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from pynetdicom.transport import ThreadedAssociationServer
+
 from engine.node.analyser import Analysers, RuntimeChoice
 from engine.node.scp import ScpConfig, StoreHandler, start_scp
 from engine.node.sender import Destination, Sender
@@ -45,7 +47,7 @@ class DicomNode:
                        if config.destination else None)
         self.analysers = Analysers(self.spool, config.runtime, config.settings, self._analysed,
                                    n_workers=config.workers)
-        self._server = None
+        self._server: ThreadedAssociationServer | None = None
 
     def _analysed(self, job: str) -> None:
         if self.sender is not None:
@@ -59,9 +61,11 @@ class DicomNode:
         resumed = list(self.spool.jobs(JobState.RECEIVED))
         for job in resumed:
             self.analysers.submit(job)
-        unsent = list(self.spool.jobs(JobState.ANALYSED)) if self.sender is not None else []
-        for job in unsent:
-            self.sender.submit(job)
+        unsent: list[str] = []
+        if self.sender is not None:
+            unsent = list(self.spool.jobs(JobState.ANALYSED))
+            for job in unsent:
+                self.sender.submit(job)
         if resumed or unsent:
             log.info("resumed %d pullback(s) to analyse and %d to send", len(resumed), len(unsent))
         try:

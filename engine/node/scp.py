@@ -22,7 +22,11 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
-from pynetdicom.sop_class import UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, Verification
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names created at import time, unknown to stubs
+    UltrasoundImageStorage,
+    UltrasoundMultiFrameImageStorage,
+    Verification,
+)
 from pynetdicom.transport import ThreadedAssociationServer
 
 from engine.node.spool import Spool, job_id
@@ -102,8 +106,15 @@ def start_scp(config: ScpConfig, handler: StoreHandler) -> ThreadedAssociationSe
     for sop_class in ULTRASOUND:
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
     for context in StoragePresentationContexts:
+        if context.abstract_syntax is None:
+            raise RuntimeError("pynetdicom listed a storage presentation context without an abstract syntax")
         if context.abstract_syntax not in ULTRASOUND:
             ae.add_supported_context(context.abstract_syntax)
     ae.require_calling_aet = list(config.allowed_callers)
-    handlers = [(evt.EVT_C_STORE, handler), (evt.EVT_C_ECHO, lambda event: 0x0000), (evt.EVT_REJECTED, _log_rejected)]
-    return ae.start_server((config.host, config.port), block=False, evt_handlers=handlers, ssl_context=config.tls)
+    handlers: list[evt.EventHandlerType] = [
+        (evt.EVT_C_STORE, handler), (evt.EVT_C_ECHO, lambda event: 0x0000), (evt.EVT_REJECTED, _log_rejected)
+    ]
+    server = ae.start_server((config.host, config.port), block=False, evt_handlers=handlers, ssl_context=config.tls)
+    if server is None:
+        raise RuntimeError("pynetdicom returned no server from a non-blocking start_server")
+    return server

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # names created at import time, unknown to stubs
     ColorSoftcopyPresentationStateStorage,
     Comprehensive3DSRStorage,
     GrayscaleSoftcopyPresentationStateStorage,

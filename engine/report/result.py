@@ -63,7 +63,8 @@ class ResultCollector:
             self._n = max(self._n, out.index + 1)
             self._add_final(out.final)
 
-    def finish(self, end: PullbackOutput, frame_spacing_mm: float, settings: PipelineSettings, **meta: Any) -> AnalysisResult:
+    def finish(self, end: PullbackOutput, frame_spacing_mm: float, settings: PipelineSettings,
+               **meta: Any) -> AnalysisResult:
         self._add_final(end.final)
         n = self._n
         return AnalysisResult(

@@ -101,13 +101,15 @@ def create_runtime(
     return runtime
 
 
-def _onnxruntime(ensemble: LoadedEnsemble, device: str | None, threads: int | None, precision: str | None) -> EnsembleRuntime:
+def _onnxruntime(ensemble: LoadedEnsemble, device: str | None, threads: int | None,
+                 precision: str | None) -> EnsembleRuntime:
     from engine.runtimes.cache import onnx_for
     from engine.runtimes.ort_backend import OnnxRuntimeEnsemble
 
     if device not in (None, "cpu"):
         raise BackendUnavailableError(
-            f"backend 'onnxruntime' runs on the CPU in ivuscal; for {device!r} use --backend tensorrt or --backend torch"
+            f"backend 'onnxruntime' runs on the CPU in ivuscal; "
+            f"for {device!r} use --backend tensorrt or --backend torch"
         )
     if precision not in (None, "fp32"):
         raise InputError(f"backend 'onnxruntime' runs in fp32 on the CPU, not {precision!r}")

@@ -24,12 +24,13 @@ sigmoid and the reduction stay float32 (the graph the fp16 TensorRT engine is bu
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.model.network import CalciumNet, CircularConv1d, PolarConv2d, circular_pad_angle
+from engine.model.network import CalciumNet, CircularConv1d, DepthAttentionPool, PolarConv2d, circular_pad_angle
 
 LAYOUTS = ("wide", "members")
 
@@ -62,8 +63,17 @@ class FusedEnsemble(nn.Module):
         return probs.mean(dim=0), probs.std(dim=0, correction=0)
 
 
+def _bias(conv: nn.Conv1d | nn.Conv2d) -> Tensor:
+    """The bias of a convolution built with one (every wide layer is)."""
+    if conv.bias is None:
+        raise RuntimeError("wide convolution was built without a bias")
+    return conv.bias
+
+
 def _folded(conv: nn.Conv1d | nn.Conv2d, norm: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """Weight and bias of `norm(conv(x))` as one convolution (eval-mode BatchNorm)."""
+    if norm.running_mean is None or norm.running_var is None:
+        raise RuntimeError("cannot fold a BatchNorm that tracks no running statistics")
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     weight = conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
     bias = norm.bias - norm.running_mean * scale
@@ -87,13 +97,14 @@ class WideConv(nn.Module):
         groups = 1 if shared_input else len(layers)
         conv_type = nn.Conv2d if isinstance(first.conv, nn.Conv2d) else nn.Conv1d
         self.pad_angle = first.pad_angle if isinstance(first, PolarConv2d) else first.pad
+        # torch types kernel_size/stride/padding as tuple[int, ...]; they come from a layer of the same type.
         self.conv = conv_type(
-            weight.shape[1] * groups, weight.shape[0], first.conv.kernel_size,
-            stride=first.conv.stride, padding=first.conv.padding, groups=groups,
+            weight.shape[1] * groups, weight.shape[0], first.conv.kernel_size,  # type: ignore[arg-type]
+            stride=first.conv.stride, padding=first.conv.padding, groups=groups,  # type: ignore[arg-type]
         )
         with torch.no_grad():
             self.conv.weight.copy_(weight)
-            self.conv.bias.copy_(torch.cat([b for _, b in folded]))
+            _bias(self.conv).copy_(torch.cat([b for _, b in folded]))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.conv(circular_pad_angle(x, self.pad_angle)))
@@ -102,14 +113,14 @@ class WideConv(nn.Module):
 class WideAttentionPool(nn.Module):
     """M members' depth-attention pools at once: (B, M x C, d, a) -> (B, M x C, a)."""
 
-    def __init__(self, pools: list[nn.Module]) -> None:
+    def __init__(self, pools: list[DepthAttentionPool]) -> None:
         super().__init__()
         self.n_members = len(pools)
         weight = torch.cat([pool.score.weight.detach() for pool in pools])  # (M, C, 1, 1)
         self.score = nn.Conv2d(weight.shape[1] * self.n_members, self.n_members, 1, groups=self.n_members)
         with torch.no_grad():
             self.score.weight.copy_(weight)
-            self.score.bias.copy_(torch.cat([pool.score.bias.detach() for pool in pools]))
+            _bias(self.score).copy_(torch.cat([_bias(pool.score).detach() for pool in pools]))
 
     def forward(self, features: Tensor) -> Tensor:
         b, mc, d, a = features.shape
@@ -130,13 +141,18 @@ class WideCalciumNet(nn.Module):
         # Members that normalise alike read one shared input: the stem is then one dense convolution.
         self.shared_input = bool((means == means[0]).all() and (stds == stds[0]).all())
         shape = (1, 1, 1, 1) if self.shared_input else (1, m, 1, 1)
+        self.input_mean: Tensor
+        self.input_std: Tensor
         self.register_buffer("input_mean", (means[:1] if self.shared_input else means).reshape(shape))
         self.register_buffer("input_std", (stds[:1] if self.shared_input else stds).reshape(shape))
         self.stem = WideConv([n.stem for n in members], shared_input=self.shared_input)
         self.enc1 = WideConv([n.enc1 for n in members])
-        self.enc2 = nn.Sequential(*(WideConv([n.enc2[i] for n in members]) for i in range(2)))
-        self.enc3 = nn.Sequential(*(WideConv([n.enc3[i] for n in members]) for i in range(2)))
-        self.pools = nn.ModuleList(WideAttentionPool([n.pools[i] for n in members]) for i in range(4))
+        # nn.Sequential / nn.ModuleList index to nn.Module; CalciumNet fills them with these layer types.
+        self.enc2 = nn.Sequential(*(WideConv([cast(PolarConv2d, n.enc2[i]) for n in members]) for i in range(2)))
+        self.enc3 = nn.Sequential(*(WideConv([cast(PolarConv2d, n.enc3[i]) for n in members]) for i in range(2)))
+        self.pools = nn.ModuleList(
+            WideAttentionPool([cast(DepthAttentionPool, n.pools[i]) for n in members]) for i in range(4)
+        )
         self.dec3 = WideConv([n.dec3 for n in members])
         self.dec2 = WideConv([n.dec2 for n in members])
         self.dec1 = WideConv([n.dec1 for n in members])
@@ -145,7 +161,7 @@ class WideCalciumNet(nn.Module):
         self.head = nn.Conv1d(head_weight.shape[1] * m, m, 1, groups=m)
         with torch.no_grad():
             self.head.weight.copy_(head_weight)
-            self.head.bias.copy_(torch.cat([n.head.bias.detach() for n in members]))
+            _bias(self.head).copy_(torch.cat([_bias(n.head).detach() for n in members]))
 
     def forward(self, x: Tensor) -> Tensor:
         x = (x - self.input_mean) / self.input_std

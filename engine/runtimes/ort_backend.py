@@ -44,11 +44,14 @@ class OnnxRuntimeEnsemble(EnsembleRuntime):
 
     name = "onnxruntime"
 
-    def __init__(self, ensemble: LoadedEnsemble, onnx_path: Path, threads: int | None = None, spin: bool = False) -> None:
+    def __init__(self, ensemble: LoadedEnsemble, onnx_path: Path, threads: int | None = None,
+                 spin: bool = False) -> None:
         try:
             import onnxruntime as ort
         except ImportError as error:
-            raise BackendUnavailableError("backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime") from error
+            raise BackendUnavailableError(
+                "backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime"
+            ) from error
         super().__init__(ensemble, np)
         if threads is not None and threads < 1:
             raise InputError(f"--threads must be at least 1, got {threads}")

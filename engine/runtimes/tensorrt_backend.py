@@ -39,14 +39,18 @@ def import_tensorrt() -> Any:
     try:
         import tensorrt  # optional GPU dependency
     except ImportError as error:
-        raise BackendUnavailableError("backend 'tensorrt' needs the tensorrt package: pip install 'ivuscal[gpu]'") from error
+        raise BackendUnavailableError(
+            "backend 'tensorrt' needs the tensorrt package: pip install 'ivuscal[gpu]'"
+        ) from error
     return tensorrt
 
 
 def require_cupy(backend: str) -> Any:
     cp = cupy_or_none()
     if cp is None:
-        raise BackendUnavailableError(f"backend '{backend}' needs CuPy and a CUDA GPU: pip install 'ivuscal[gpu]' on a machine with one")
+        raise BackendUnavailableError(
+            f"backend '{backend}' needs CuPy and a CUDA GPU: pip install 'ivuscal[gpu]' on a machine with one"
+        )
     return cp
 
 
@@ -83,14 +87,17 @@ class TensorRTEnsemble(EnsembleRuntime):
             self._runtime = trt.Runtime(self._logger)  # kept: it must outlive the engine
             self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
             if self._engine is None:
-                raise InternalError(f"TensorRT could not load its cached engine {self.engine_path} (delete it to rebuild)")
+                raise InternalError(
+                    f"TensorRT could not load its cached engine {self.engine_path} (delete it to rebuild)"
+                )
             check_io(self._engine, trt, self.engine_path)
             self._context = self._engine.create_execution_context()
             self._stream = cp.cuda.Stream(non_blocking=True)
 
     def _engine_file(self, onnx_path: Path) -> Path:
         gpu = re.sub(r"[^A-Za-z0-9]+", "-", self.gpu_name).strip("-")
-        key = f"{file_sha256(onnx_path)[:16]}-{gpu}-trt{self._trt.__version__}-{self.precision}-b{self.opt_batch}-{self.max_batch}"
+        key = (f"{file_sha256(onnx_path)[:16]}-{gpu}-trt{self._trt.__version__}-{self.precision}"
+               f"-b{self.opt_batch}-{self.max_batch}")
         return cache_subdir("tensorrt") / f"{key}.plan"
 
     def _build(self, onnx_path: Path) -> None:

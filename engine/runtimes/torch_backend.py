@@ -159,11 +159,14 @@ def _require_cuda(device: torch.device) -> Any:
     """CuPy, after checking that torch sees the CUDA device; BackendUnavailableError otherwise."""
     if not torch.cuda.is_available():
         raise BackendUnavailableError(
-            f"backend 'torch' on {device} needs a CUDA GPU and a CUDA build of torch (this torch {torch.__version__} sees none)"
+            f"backend 'torch' on {device} needs a CUDA GPU and a CUDA build of torch "
+            f"(this torch {torch.__version__} sees none)"
         )
     if (device.index or 0) >= torch.cuda.device_count():
         raise BackendUnavailableError(f"no CUDA device {device} (torch sees {torch.cuda.device_count()})")
     cp = cupy_or_none()
     if cp is None:
-        raise BackendUnavailableError("backend 'torch' on CUDA returns CuPy arrays and needs CuPy: pip install 'ivuscal[gpu]'")
+        raise BackendUnavailableError(
+            "backend 'torch' on CUDA returns CuPy arrays and needs CuPy: pip install 'ivuscal[gpu]'"
+        )
     return cp

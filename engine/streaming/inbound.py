@@ -94,7 +94,7 @@ class InboundQueue:
         with self._changed:
             if not self._items:
                 self._changed.wait(timeout_s)
-            batch = []
+            batch: list[Item] = []
             while self._items and len(batch) < max_items:
                 item = self._items.popleft()
                 self._frames -= (

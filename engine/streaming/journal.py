@@ -67,7 +67,8 @@ class JournalWriter:
             raise ValueError(f"journal {self.path} is closed")
         self._file.write(msgpack.packb(record, use_bin_type=True))
 
-    def rows(self, frames: list[int], position_mm: list[float], prob: np.ndarray, spread: np.ndarray, filled: str | None = None) -> None:
+    def rows(self, frames: list[int], position_mm: list[float], prob: np.ndarray, spread: np.ndarray,
+             filled: str | None = None) -> None:
         """Record a chunk of per-frame probability and spread rows (`filled`: why they were filled)."""
         self._write(
             {

@@ -63,7 +63,9 @@ class LoopbackEngine:
         self._subscriber.start()
         if not self._live.wait(self.ready_timeout_s):
             self.close()
-            raise InternalError(f"no heartbeat from the engine at {self.results_endpoint} within {self.ready_timeout_s} s")
+            raise InternalError(
+                f"no heartbeat from the engine at {self.results_endpoint} within {self.ready_timeout_s} s"
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -95,7 +97,9 @@ class LoopbackEngine:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     kinds = [e.get("kind") for e in self.events]
-                    raise InternalError(f"engine events did not arrive within {timeout_s} s (got {len(kinds)}: {kinds[-10:]})")
+                    raise InternalError(
+                        f"engine events did not arrive within {timeout_s} s (got {len(kinds)}: {kinds[-10:]})"
+                    )
                 self._changed.wait(left)
             return list(self.events)
 

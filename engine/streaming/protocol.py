@@ -129,11 +129,13 @@ def encode_start(start: PullbackStart) -> list[bytes]:
 
 def encode_end(end: PullbackEnd) -> list[bytes]:
     """`end` control message."""
-    return [TOPIC_END, _pack({"v": PROTOCOL_VERSION, "stream": end.stream, "pullback": end.pullback, "n_frames": end.n_frames})]
+    return [TOPIC_END,
+            _pack({"v": PROTOCOL_VERSION, "stream": end.stream, "pullback": end.pullback, "n_frames": end.n_frames})]
 
 
 def encode_frame(
-    stream: str, pullback: str, seq: int, frame_index: int, t_acq: float, layout: str, calibration: Calibration, pixels: np.ndarray
+    stream: str, pullback: str, seq: int, frame_index: int, t_acq: float, layout: str, calibration: Calibration,
+    pixels: np.ndarray,
 ) -> list[Any]:
     """`frame` message; the pixels travel as the array's own buffer (send with copy=False)."""
     pixels = np.ascontiguousarray(pixels)
@@ -237,7 +239,8 @@ def _format(header: dict[str, Any], source: str | None) -> tuple[str, tuple[int,
         raise ProtocolError(f"layout must be one of {sorted(LAYOUT_DTYPES)}, got {layout!r}", source=source)
     dtype = _field(header, "dtype", source)
     if not isinstance(dtype, str) or dtype not in LAYOUT_DTYPES[layout]:
-        raise ProtocolError(f"dtype {dtype!r} is not allowed for layout {layout!r} (allowed: {LAYOUT_DTYPES[layout]})", source=source)
+        raise ProtocolError(f"dtype {dtype!r} is not allowed for layout {layout!r} (allowed: {LAYOUT_DTYPES[layout]})",
+                            source=source)
     shape = _field(header, "shape", source)
     if (
         not isinstance(shape, (list, tuple))
@@ -254,7 +257,8 @@ def _header_common(header: dict[str, Any]) -> tuple[str, str, str]:
     stream_hint = header.get("stream") if isinstance(header.get("stream"), str) else None
     source = f"stream {stream_hint[:64]!r}" if stream_hint else None
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"unsupported protocol version {version!r} (this engine speaks {PROTOCOL_VERSION})", source=source)
+        raise ProtocolError(f"unsupported protocol version {version!r} (this engine speaks {PROTOCOL_VERSION})",
+                            source=source)
     stream = _ident(header, "stream", source)
     return stream, _ident(header, "pullback", source), source or f"stream {stream!r}"
 
@@ -265,7 +269,8 @@ def _pixels(part: Any, shape: tuple[int, int], dtype: str, source: str, max_fram
     if expected > max_frame_bytes:
         raise ProtocolError(f"frame of {expected} bytes exceeds {max_frame_bytes}", source=source)
     if view.nbytes != expected:
-        raise ProtocolError(f"pixel buffer has {view.nbytes} bytes, shape {list(shape)} {dtype} needs {expected}", source=source)
+        raise ProtocolError(f"pixel buffer has {view.nbytes} bytes, shape {list(shape)} {dtype} needs {expected}",
+                            source=source)
     pixels = np.frombuffer(view, dtype=dtype).reshape(shape)
     if pixels.dtype == np.float32 and not np.isfinite(pixels).all():
         raise ProtocolError("pixels contain NaN or infinite values", source=source)
@@ -289,7 +294,8 @@ def decode_inbound(parts: list[Any], max_frame_bytes: int = MAX_FRAME_BYTES) -> 
     layout, shape, dtype = _format(header, source)
     calibration = _calibration(header, source)
     if topic == TOPIC_START:
-        return PullbackStart(stream, pullback, layout, shape, dtype, calibration, _optional_int(header, "n_frames", source))
+        return PullbackStart(stream, pullback, layout, shape, dtype, calibration,
+                             _optional_int(header, "n_frames", source))
     return FrameMessage(
         stream=stream,
         pullback=pullback,
@@ -305,7 +311,8 @@ def decode_inbound(parts: list[Any], max_frame_bytes: int = MAX_FRAME_BYTES) -> 
 def peek_stream(parts: list[Any]) -> str | None:
     """The stream id of a message that failed to decode, if it can be read at all (for diagnostics)."""
     try:
-        header = msgpack.unpackb(_buffer(parts[1]), raw=False) if len(parts) > 1 and _buffer(parts[1]).nbytes <= MAX_HEADER_BYTES else None
+        readable = len(parts) > 1 and _buffer(parts[1]).nbytes <= MAX_HEADER_BYTES
+        header = msgpack.unpackb(_buffer(parts[1]), raw=False) if readable else None
     except Exception:  # the header is what was broken
         return None
     stream = header.get("stream") if isinstance(header, dict) else None

@@ -136,7 +136,7 @@ class StreamingServer:
         config = self.config
         authenticated = config.auth_dir is not None
         check_exposure([config.frames_address, config.results_address], authenticated, config.insecure)
-        if authenticated:
+        if config.auth_dir is not None:
             if config.server_key is None:
                 raise InputError("--auth needs --server-key (the engine's .key_secret file from 'ivuscal keys')")
             self._curve = CurveServer(self.context, config.auth_dir, config.server_key)
@@ -256,7 +256,8 @@ class StreamingServer:
         assert self._pull is not None
         parts = self._pull.recv_multipart(copy=False)
         received_ns, wall_ns = time.monotonic_ns(), time.time_ns()
-        user = parts[0].get("User-Id") if self._curve is not None else None
+        user_id = parts[0].get("User-Id") if self._curve is not None else None
+        user = user_id if isinstance(user_id, str) else None  # pyzmq types Frame.get as int | str; User-Id is str
         timeout = max(0.0, self._stop_deadline - time.monotonic()) if self._stop.is_set() else None
         try:
             message = p.decode_inbound(parts, max_frame_bytes=self.config.max_frame_bytes)
@@ -297,13 +298,14 @@ class StreamingServer:
             if isinstance(item, Notice):
                 events.append((item.kind, item.stream, item.body))
                 continue
-            if isinstance(item.message, p.FrameMessage) and item.dropped is None:
+            message = item.message
+            if isinstance(message, p.FrameMessage) and item.dropped is None:
                 if past_deadline:
                     item = item.as_dropped("engine shutdown deadline")
                     self.stats.frames_dropped_shutdown += 1
                 else:
                     for hook in self.frame_hooks:
-                        hook(item.message)
+                        hook(message)
             events.extend(self.table.handle(item, started_ns))
         events.extend(self.table.flush(started_ns))
         self.table.sync_journals()  # every frame published below is on its way to disk

@@ -136,7 +136,7 @@ class StreamTable:
             self._ended.add((message.stream, message.pullback))
             return events
         assert isinstance(message, p.FrameMessage)
-        events: list[Event] = []
+        events = []
         if session is None or session.current is None or session.current.pullback != message.pullback:
             if message.frame_index > self.limits.max_gap:
                 raise Refused(

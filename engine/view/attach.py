@@ -60,14 +60,14 @@ def attach(
         host, port = host_port(view, "--view", server.config.insecure)
         for candidate in (port, 0) if view_fallback_port and port else (port,):
             app = create_app(connectable(server.endpoints[1]), engine_metrics, feed_metrics=False)
-            attached.view = ViewServer(app, host, candidate)
+            view_server = attached.view = ViewServer(app, host, candidate)
             try:
-                attached.view_url = attached.view.start()
+                attached.view_url = view_server.start()
                 break
             except InputError:
                 if candidate == 0 or not view_fallback_port:
                     raise
-        attached._stops.append(attached.view.stop)
+        attached._stops.append(view_server.stop)
     if metrics is not None:
         host, port = host_port(metrics, "--metrics", server.config.insecure)
         try:

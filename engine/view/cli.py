@@ -28,7 +28,8 @@ DEFAULT_RESULTS = "tcp://127.0.0.1:5556"
     show_default=True,
     help="Seconds without a heartbeat before the page says the engine is unreachable.",
 )
-@click.option("--insecure", is_flag=True, help="Allow a --listen host beyond loopback (the page has no authentication).")
+@click.option("--insecure", is_flag=True,
+              help="Allow a --listen host beyond loopback (the page has no authentication).")
 def command(address: str, listen: str, stale_s: float, insecure: bool) -> None:
     """Serve the live view (page, WebSocket, /metrics) of the engine publishing on --from."""
     from engine.view.app import create_app

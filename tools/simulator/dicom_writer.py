@@ -20,14 +20,14 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
 from engine.atomic import atomic_path
 from engine.errors import InputError
 from tools.simulator.pullback import PullbackStream, SimulatedPullback
 from tools.simulator.truth import write_truth
 
-US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
+US_MULTIFRAME_SOP_CLASS = UID("1.2.840.10008.5.1.4.1.1.3.1")
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 ITEM_TAG = b"\xfe\xff\x00\xe0"
 SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -50,13 +50,14 @@ class SyntheticPatient:
         return f"FAKEID-{self.cohort_seed % 1_000_000:06d}-{self.number:04d}"
 
 
-def _uid(*parts: object) -> str:
+def _uid(*parts: object) -> UID:
     """A UID under pydicom's root, hashed from the parts: the same parts give the same UID."""
     return generate_uid(entropy_srcs=["ivuscal-synth", *map(str, parts)])
 
 
 def _chunks(source: SimulatedPullback | PullbackStream, on_chunk: Callable[[int], None] | None,
             chunk_frames: int = 64) -> Iterator[np.ndarray]:
+    stream: Iterator[tuple[int, np.ndarray]]
     if isinstance(source, SimulatedPullback):
         stream = ((s, source.frames[s:s + chunk_frames]) for s in range(0, len(source.frames), chunk_frames))
     else:
