@@ -31,12 +31,14 @@ class RuntimeChoice:
     backend: str = "auto"
     model: Path | None = None
     device: str | None = None
+    precision: str | None = None
     threads: int | None = None
 
     def create(self) -> Any:
         from engine.runtimes import create_runtime
 
-        return create_runtime(self.backend, self.model, device=self.device, threads=self.threads)
+        return create_runtime(self.backend, self.model, device=self.device, threads=self.threads,
+                              precision=self.precision)
 
 
 class Analysers:

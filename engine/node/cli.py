@@ -67,7 +67,7 @@ def command(
     spool: Path, host: str, port: int, ae_title: str, allowed: tuple[str, ...], store_to: str | None, retry_s: float,
     workers: int, window_frames: int, window_alines: int,
     tls_cert: Path | None, tls_key: Path | None, tls_ca: Path | None,
-    backend: str, model: Path | None, device: str | None, threads: int | None,
+    backend: str, model: Path | None, device: str | None, precision: str | None, threads: int | None,
 ) -> None:
     """Run a DICOM storage node that analyses every IVUS pullback it receives (stop with Ctrl-C or SIGTERM)."""
     if not 1 <= len(ae_title) <= 16:
@@ -77,7 +77,7 @@ def command(
         scp=ScpConfig(host=host, port=port, ae_title=ae_title, allowed_callers=allowed,
                       tls=tls_context(tls_cert, tls_key, tls_ca)),
         destination=Destination.parse(store_to) if store_to else None,
-        runtime=RuntimeChoice(backend=backend, model=model, device=device, threads=threads),
+        runtime=RuntimeChoice(backend=backend, model=model, device=device, precision=precision, threads=threads),
         settings=PipelineSettings(window_frames=window_frames, window_alines=window_alines),
         workers=workers,
         retry_s=retry_s,
