@@ -121,3 +121,15 @@ def test_the_preview_encoder_keeps_only_the_newest_frame_and_its_rate() -> None:
     assert 5 <= len(published) <= 13  # 10 a second, with a burst of 2 allowed
     assert encoder.encoded == len(published) and encoder.skipped + encoder.encoded >= offered - 1
     assert not any(t.name == "ivuscal-preview" for t in threading.enumerate())
+
+
+def test_the_reliability_flag_reaches_the_page_and_its_count() -> None:
+    state = ViewState()
+    state.apply({"kind": "started", "stream": "lab1", "pullback": "pb", "n_frames": 10, "frame_spacing_mm": 0.1})
+    for frame in range(6):
+        event = result(frame, None)
+        event["uncertainty"] = {"spread_mean": 0.3, "spread_max": 0.6, "flagged": frame >= 4}
+        state.apply(event)
+    update, _ = state.message(Cursor())
+    assert update["result"]["flagged"] is True and update["result"]["frame"] == 5
+    assert update["numbers"]["flagged"] == 2 and update["numbers"]["results"] == 6

@@ -36,6 +36,7 @@ class StreamView:
     dropped: int = 0
     filled: int = 0
     rejected: int = 0
+    flagged: int = 0  # results the reliability flag marked (ensemble disagreement above its calibration)
     latency_ms: list[float] = field(default_factory=list)  # engine-added, newest last (30 kept)
     summary: dict[str, Any] | None = None
     updated: float = 0.0
@@ -69,6 +70,7 @@ class StreamView:
             "dropped": self.dropped,
             "filled": self.filled,
             "rejected": self.rejected,
+            "flagged": self.flagged,
             "latency_ms_last": round(self.latency_ms[-1], 1) if self.latency_ms else None,
             "latency_ms_p50": round(latency[len(latency) // 2], 1) if latency else None,
         }
@@ -126,6 +128,7 @@ class ViewState:
         if kind == "result":
             view.results += 1
             view.result = event
+            view.flagged += bool((event.get("uncertainty") or {}).get("flagged"))
             view.add_finals(event.get("final", []))
             view.lesions.extend(event.get("closed_lesions", []))
             t = event.get("t") or {}
@@ -228,6 +231,7 @@ def _result_payload(result: dict[str, Any], skipped: int) -> dict[str, Any]:
         "final": {"frame": finals[-1]["frame"], "arcs": finals[-1]["arcs"]} if finals else None,
         "spread_u8": base64.b64encode(spread).decode() if isinstance(spread, bytes) else None,
         "spread_max": (result.get("uncertainty") or {}).get("spread_max"),
+        "flagged": bool((result.get("uncertainty") or {}).get("flagged")),
         "in_calcium": (result.get("lesion") or {}).get("in_calcium", False),
         "latency_ms": (t["published_ns"] - t["received_ns"]) / 1e6
         if "published_ns" in t and "received_ns" in t

@@ -131,6 +131,12 @@ function drawCrossSection() {
   if (current) {
     xsec.fillText(`frame ${current.frame}  ${current.position_mm.toFixed(2)} mm`, 8, 20);
     xsec.fillText(current.final ? `final: frame ${current.final.frame}` : "final: -", 8, XSEC.size - 12);
+    if (current.flagged) { // the reliability flag: these images are unlike the training data
+      xsec.textAlign = "right";
+      xsec.fillStyle = COLOURS.spread;
+      xsec.fillText("low confidence", XSEC.size - 8, 20);
+      xsec.textAlign = "left";
+    }
   }
   if (!view.live) {
     xsec.textAlign = "center";
@@ -249,6 +255,7 @@ function showNumbers(update) {
   const missing = score ? ["calcified_nodule", "vessel_diameter_small"].filter((k) => score[k] === "not assessed") : ["calcified_nodule", "vessel_diameter_small"];
   text("n-notassessed", missing.map((k) => (k === "calcified_nodule" ? "calcified nodule" : "vessel diameter < 3.5 mm")).join(", ") || "none");
   text("n-dropped", `${n.dropped} / ${n.filled}`);
+  text("n-flagged", n.results ? `${n.flagged} of ${n.results} (ensemble disagrees)` : "-");
   text("n-latency", n.latency_ms_last === null ? "-" : `${n.latency_ms_last.toFixed(1)} ms (p50 ${n.latency_ms_p50.toFixed(1)})`);
   const s = update.summary;
   text("summary", s ? `Pullback ${pullback ? pullback.pullback : ""} ended: ${s.n_frames} frames, max arc ${Math.round(s.max_arc_deg)}°, calcium length ${s.calcium_length_mm} mm.` : "");
