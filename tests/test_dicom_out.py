@@ -42,13 +42,16 @@ def probabilities() -> np.ndarray:
     return prob
 
 
-def analysed(tmp: Path, *, colour: bool = False, findings: ClinicalFindings | None = None) -> Path:
+def analysed(tmp: Path, *, colour: bool = False, findings: ClinicalFindings | None = None,
+             reliability: dict | None = None) -> Path:
     frames = ivus_frames(N_FRAMES, 96, 96)
     if colour:
         frames = np.repeat(frames[..., None], 3, axis=-1)
     source = write_pullback(tmp / "pullback.dcm", frames)
     settings = PipelineSettings(window_frames=3, window_alines=5, findings=findings or ClinicalFindings())
-    result = result_from_probabilities(probabilities(), None, 0.5, settings, model={"model_id": "tiny@0123"})
+    model = {"model_id": "tiny@0123", **({"reliability": reliability} if reliability else {})}
+    spread = np.full(probabilities().shape, 0.2, dtype=np.float32) if reliability else None
+    result = result_from_probabilities(probabilities(), spread, 0.5, settings, model=model)
     out = tmp / "report"
     write_report(out, result)
     write_dicom_outputs(out, source, result, GEOMETRY)
@@ -79,7 +82,8 @@ def _value(group, code) -> float:
 
 def _points(group) -> dict[str, int | str]:
     measured = {m.name.value: int(m.value) for m in group.get_measurements() if m.unit.value == codes.POINTS.value}
-    not_assessed = {q.name.value: q.value.value for q in group.get_qualitative_evaluations()}
+    not_assessed = {q.name.value: q.value.value for q in group.get_qualitative_evaluations()
+                    if q.name.value.startswith("CS-")}
     assert set(not_assessed.values()) <= {codes.MEASUREMENT_NOT_ATTEMPTED.value}
     return {**measured, **dict.fromkeys(not_assessed, "not assessed")}
 
@@ -196,10 +200,11 @@ def test_colour_source_gets_a_colour_presentation_state(tmp_path: Path) -> None:
     assert len(pr.ICCProfile) > 100
 
 
-@pytest.mark.parametrize("colour", [False, True], ids=["grayscale", "colour"])
-def test_dciodvfy_finds_no_error(tmp_path: Path, colour: bool) -> None:
+@pytest.mark.parametrize(("colour", "reliability"), [(False, None), (True, {"frame_threshold": 0.1})],
+                         ids=["grayscale", "colour-with-reliability-flag"])
+def test_dciodvfy_finds_no_error(tmp_path: Path, colour: bool, reliability: dict | None) -> None:
     dciodvfy = require_program("dciodvfy", "dicom3tools")
-    report = analysed(tmp_path, colour=colour)
+    report = analysed(tmp_path, colour=colour, reliability=reliability)
     for name in ("calcium_sr.dcm", "calcium_arcs_pr.dcm"):
         run = subprocess.run([dciodvfy, str(report / name)], capture_output=True, text=True, timeout=60)
         errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
@@ -220,6 +225,21 @@ def test_pydicom_swaps_entire_pullback_and_stented_region() -> None:
     assert pydicom_codes.DCM.StentedRegion.meaning == "Entire Pullback"
 
 
+def test_the_reliability_flag_goes_into_the_pullback_group(tmp_path: Path) -> None:
+    report = analysed(tmp_path, reliability={"frame_threshold": 0.1, "pullback_share": 0.5})
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["reliability"]["pullback_flagged"] is True and summary["reliability_notice"]
+    whole = _group(hd.sr.srread(report / "calcium_sr.dcm"), PULLBACK_TRACKING_ID)
+    assert _value(whole, codes.UNRELIABLE_SHARE) == pytest.approx(100.0)
+    (flag,) = [q for q in whole.get_qualitative_evaluations() if q.name == codes.UNRELIABLE_PULLBACK]
+    assert flag.value == codes.YES
+
+
+def test_without_a_calibration_the_sr_carries_no_reliability_items(sr: hd.sr.Comprehensive3DSR) -> None:
+    whole = _group(sr, PULLBACK_TRACKING_ID)
+    assert not whole.get_measurements(name=codes.UNRELIABLE_SHARE)
+
+
 def test_codes_agree_with_pydicom_dictionary() -> None:
     for ours, theirs in [
         (codes.CALCIUM_LENGTH, pydicom_codes.DCM.CalciumLength),
@@ -229,6 +249,9 @@ def test_codes_agree_with_pydicom_dictionary() -> None:
         (codes.INTRAVASCULAR_ULTRASOUND, pydicom_codes.SCT.IntravascularUltrasound),
         (codes.MAXIMUM, pydicom_codes.SCT.Maximum),
         (codes.MEASUREMENT_NOT_ATTEMPTED, pydicom_codes.DCM.MeasurementNotAttempted),
+        (codes.YES, pydicom_codes.SCT.Yes),
+        (codes.NO, pydicom_codes.SCT.No),
+        (codes.PERCENT, pydicom_codes.UCUM.Percent),
     ]:
         assert (ours.value, ours.scheme_designator) == (theirs.value, theirs.scheme_designator)
         assert ours.meaning == theirs.meaning

@@ -13,6 +13,7 @@ Frames without calcium get no group, so size grows with calcified frames only.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -25,6 +26,7 @@ from engine.dicom_out.polyline import arc_polyline
 from engine.dicom_out.source import Equipment
 from engine.geometry import ring_radius_px
 from engine.quantify import CalciumScore, frame_arcs
+from engine.reliability import report_section
 from engine.report.build import FrameGeometry
 from engine.report.result import AnalysisResult
 
@@ -63,12 +65,26 @@ def _score_items(score: CalciumScore) -> tuple[list[hd.sr.Measurement], list[hd.
     return measured, not_assessed
 
 
+def _reliability_items(
+    section: dict[str, Any],
+) -> tuple[list[hd.sr.Measurement], list[hd.sr.QualitativeEvaluation]]:
+    """The reliability flag of summary.json (engine/reliability.py): share of flagged frames and the
+    pullback's flag; nothing when the model carries no calibration."""
+    if section.get("frame_threshold") is None:
+        return [], []
+    share = hd.sr.Measurement(name=codes.UNRELIABLE_SHARE, value=100.0 * section["flagged_share"], unit=codes.PERCENT)
+    flag = codes.YES if section["pullback_flagged"] else codes.NO
+    return [share], [hd.sr.QualitativeEvaluation(name=codes.UNRELIABLE_PULLBACK, value=flag)]
+
+
 def _extent_group(
     tracking_id: str, length_mm: float, max_arc_deg: float, score: CalciumScore,
     frames: list[int], source: Dataset, common: dict,
+    reliability: tuple[list[hd.sr.Measurement], list[hd.sr.QualitativeEvaluation]] = ([], []),
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 group over `frames` (1-based): length, maximum arc, score."""
+    """TID 1501 group over `frames` (1-based): length, maximum arc, score (and the reliability flag)."""
     measured, not_assessed = _score_items(score)
+    measured, not_assessed = measured + reliability[0], not_assessed + reliability[1]
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=tracking_id),
         measurements=[
@@ -137,8 +153,9 @@ def build_measurement_report(
     }
     summary = result.summary
     calcified = (np.flatnonzero(result.calcium.any(axis=1)) + 1).tolist()
+    reliability = _reliability_items(report_section(result.spread, result.model.get("reliability")))
     groups: list = [_extent_group(PULLBACK_TRACKING_ID, summary.calcium_length_mm, summary.max_arc_deg,
-                                  summary.score, calcified, source, common)]
+                                  summary.score, calcified, source, common, reliability)]
     for i, lesion in enumerate(summary.lesions):
         frames = list(range(lesion.start_frame + 1, lesion.end_frame + 2))
         groups.append(_extent_group(lesion_tracking_id(i), lesion.length_mm, lesion.max_arc_deg, lesion.score,
