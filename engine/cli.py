@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # an internal failure, not the user's input
         if debug:
             raise
-        click.echo(f"ivuscal: internal error: {type(error).__name__}: {error} (rerun with --debug for details)", err=True)
+        click.echo(
+            f"ivuscal: internal error: {type(error).__name__}: {error} (rerun with --debug for details)", err=True
+        )
         return 1
     return 0
 

@@ -103,6 +103,8 @@ def write_truth(path: str | Path, truth: CalciumTruth) -> Path:
     data: dict[str, Any] = {f"arc_{k}": v for k, v in _flatten(truth.arcs).items()}
     if truth.exact_arcs is not None:
         data.update({f"exact_arc_{k}": v for k, v in _flatten(truth.exact_arcs).items()})
+    # Typed Any like `data`: mypy matches a ** argument against every keyword, savez's bool allow_pickle too.
+    cells: dict[str, Any] = _pack_cells(truth.confounder_cells, truth.n_frames)
     with atomic.atomic_path(npz_path) as partial:
         np.savez_compressed(
             partial,
@@ -114,7 +116,7 @@ def write_truth(path: str | Path, truth: CalciumTruth) -> Path:
             frame_time_s=np.float64(truth.frame_time_s),
             pullback_rate_mm_s=np.float64(truth.pullback_rate_mm_s),
             label_noise=np.bool_(truth.label_noise),
-            **_pack_cells(truth.confounder_cells, truth.n_frames),
+            **cells,
         )
     doc = {"lesions": [asdict(les) if is_dataclass(les) and not isinstance(les, type) else dict(les)
                        for les in truth.lesions],

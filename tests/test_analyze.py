@@ -1,4 +1,4 @@
-"""`ivuscal analyze` end to end on a small generated pullback: files well formed, chunking irrelevant, bad input exit 2."""
+"""`ivuscal analyze` end to end on a generated pullback: files well formed, chunking irrelevant, bad input exit 2."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def test_journal_rebuild_refilters_the_rows(tmp_path: Path) -> None:
     writer.rows(list(range(10)), [i * 0.1 for i in range(10)], prob[:10], np.zeros((10, 32), np.float32))
     writer.rows(list(range(10, 25)), [i * 0.1 for i in range(10, 25)], prob[10:], np.zeros((15, 32), np.float32))
     writer.close()
-    assert analyze(["--journal", str(path), "--out", str(tmp_path / "out"), "--quiet", "--window-frames", "3", "--window-alines", "5"]) == 0
+    assert analyze(["--journal", str(path), "--out", str(tmp_path / "out"), "--quiet",
+                    "--window-frames", "3", "--window-alines", "5"]) == 0
     with np.load(tmp_path / "out" / "calcium_map.npz") as data:
         np.testing.assert_array_equal(data["calcium"], filter_map(prob, 3, 5))
         np.testing.assert_allclose(data["frame_position_mm"], np.arange(25) * 0.1)
@@ -124,7 +125,9 @@ def test_truth_overlay_and_metrics(pullback: Path, weights: Path, tmp_path: Path
     assert truth["truth_summary"]["max_arc_deg"] == pytest.approx(135.0)
 
 
-def test_truth_of_another_length_is_refused(pullback: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_truth_of_another_length_is_refused(
+    pullback: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     radii = np.ones((5, 360), np.float32)
     truth_file = write_truth(tmp_path / "short.dcm", PullbackTruth([[]] * 5, radii, radii, 0.04, 5.0))
     args = [str(pullback), "--out", str(tmp_path / "o"), "--model", str(weights), "--backend", "torch", "--quiet",
@@ -156,12 +159,16 @@ def test_not_dicom_exits_2_with_one_line(tmp_path: Path, weights: Path, capsys: 
     (["--window-frames", "12"], "window_frames"),
     (["--window-alines", "0"], "window_alines"),
 ])
-def test_bad_windows_exit_2(args: list[str], words: str, pullback: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_windows_exit_2(
+    args: list[str], words: str, pullback: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert analyze([str(pullback), "--out", str(tmp_path), *args]) == 2
     assert words in one_error_line(capsys)
 
 
-def test_missing_truth_fails_before_the_analysis(pullback: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_truth_fails_before_the_analysis(
+    pullback: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = [str(pullback), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "no-model.safetensors"),
             "--truth", str(tmp_path / "absent.truth.npz")]
     assert analyze(args) == 2

@@ -72,7 +72,9 @@ def test_report_has_members_mean_single_and_ensemble(tmp_path) -> None:
     rng = np.random.default_rng(1)
     items = []
     for index in range(2):
-        members = {f"model{m}": np.clip(truth + rng.normal(0, 0.45, truth.shape), 0, 1).astype(np.float32) for m in range(3)}
+        members = {
+            f"model{m}": np.clip(truth + rng.normal(0, 0.45, truth.shape), 0, 1).astype(np.float32) for m in range(3)
+        }
         members["ensemble"] = np.mean(list(members.values()), axis=0)
         items.append((index, members))
     report = score_predictions(items, cache, (5, 11))

@@ -34,7 +34,9 @@ def _bright_alines(polar: torch.Tensor) -> torch.Tensor:
     return (polar.max(dim=0).values > 0.5).float()
 
 
-@pytest.mark.parametrize("transform", [RandomRotation(), RandomAngleFlip(p=1.0), Compose([RandomRotation(), RandomAngleFlip(p=1.0)])])
+@pytest.mark.parametrize(
+    "transform", [RandomRotation(), RandomAngleFlip(p=1.0), Compose([RandomRotation(), RandomAngleFlip(p=1.0)])]
+)
 def test_geometric_transforms_move_labels_with_the_image(transform) -> None:
     polar, labels = _frame_with_bright_arc()
     for seed in range(5):

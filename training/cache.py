@@ -100,7 +100,9 @@ class CacheWriter:
         given, its hard-negative frames (bool (n_frames,))."""
         entry = self._pending
         if labels.shape != (entry.n_frames, self.spec.n_alines):
-            raise ValueError(f"labels of {entry.key} must be {(entry.n_frames, self.spec.n_alines)}, got {labels.shape}")
+            raise ValueError(
+                f"labels of {entry.key} must be {(entry.n_frames, self.spec.n_alines)}, got {labels.shape}"
+            )
         if hard is not None and np.shape(hard) != (entry.n_frames,):
             raise ValueError(f"hard-negative frames of {entry.key} must be ({entry.n_frames},), got {np.shape(hard)}")
         if isinstance(polar, np.memmap):

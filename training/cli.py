@@ -17,9 +17,12 @@ log = logging.getLogger("training")
 
 
 @click.command("train")
-@click.option("--preset", "preset_name", default="default", show_default=True, help="Training recipe: default (the shipped model) or tiny.")
-@click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Data, caches, checkpoints and log. [default: runs/<preset>]")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Ensemble file to write. [default: <work-dir>/ensemble.safetensors]")
+@click.option("--preset", "preset_name", default="default", show_default=True,
+              help="Training recipe: default (the shipped model) or tiny.")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
+              help="Data, caches, checkpoints and log. [default: runs/<preset>]")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Ensemble file to write. [default: <work-dir>/ensemble.safetensors]")
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True, help="CPU threads for torch.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_command(preset_name: str, work_dir: Path | None, out: Path | None, threads: int, quiet: bool) -> None:
@@ -45,7 +48,8 @@ def train_command(preset_name: str, work_dir: Path | None, out: Path | None, thr
     for label, block in (("out-of-fold", metrics["out_of_fold"]), ("test ensemble", metrics["test"]["ensemble"])):
         raw, filt = block["raw"], block["filtered"]
         click.echo(
-            f"{label}: accuracy {raw['accuracy']:.4f} -> {filt['accuracy']:.4f}, dice {raw['dice']:.4f} -> {filt['dice']:.4f} (raw -> filtered)"
+            f"{label}: accuracy {raw['accuracy']:.4f} -> {filt['accuracy']:.4f}, "
+            f"dice {raw['dice']:.4f} -> {filt['dice']:.4f} (raw -> filtered)"
         )
 
 
@@ -93,12 +97,16 @@ def generalise_command(style: str, preset_name: str, augmentation: str | None, h
 
 
 @click.command("evaluate")
-@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None, help="Ensemble weights. [default: the shipped model]")
-@click.option("--cohort", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None, help="A simulator cohort directory (DICOM + truth + manifest).")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help="Polar cache to read, or to build from --cohort.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+              help="Ensemble weights. [default: the shipped model]")
+@click.option("--cohort", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="A simulator cohort directory (DICOM + truth + manifest).")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="Polar cache to read, or to build from --cohort.")
 @click.option("--window-frames", type=int, default=13, show_default=True)
 @click.option("--window-alines", type=int, default=61, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the full report (per pullback too) as JSON.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the full report (per pullback too) as JSON.")
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def evaluate_command(
@@ -135,7 +143,9 @@ def evaluate_command(
     else:
         cache = PolarCache(cache_dir)
     if cache.spec != ensemble.spec:
-        raise InputError(f"cache was sampled for {cache.spec}, the model expects {ensemble.spec}", source=str(cache.root))
+        raise InputError(
+            f"cache was sampled for {cache.spec}, the model expects {ensemble.spec}", source=str(cache.root)
+        )
     window = (window_frames, window_alines)
     ensemble_maps: dict = {}
     spreads: dict = {}
@@ -145,7 +155,9 @@ def evaluate_command(
     if cohort is not None:
         report["confounders"] = confounder_table(cache, cohort, ensemble_maps, window)
     report["worst_pullbacks"] = worst_pullbacks(report, cache, cohort)
-    click.echo(f"{ensemble.model_id} on {len(cache)} pullbacks, window {window_frames} frames x {window_alines} A-lines")
+    click.echo(
+        f"{ensemble.model_id} on {len(cache)} pullbacks, window {window_frames} frames x {window_alines} A-lines"
+    )
     click.echo(format_report(report))
     click.echo("false-positive rate per confounder (share of its non-calcium A-lines called calcium, ensemble):")
     click.echo(format_confounders(report.get("confounders", {}), report["worst_pullbacks"]))

@@ -77,7 +77,9 @@ def generate_simulator_cohort(plan: CohortPlan, cohort_dir: Path, quiet: bool = 
     return cohort_dir
 
 
-def cache_cohort_dir(cohort_dir: Path, cache_dir: Path, spec: InputSpec, quiet: bool = True, exact: bool = True) -> PolarCache:
+def cache_cohort_dir(
+    cohort_dir: Path, cache_dir: Path, spec: InputSpec, quiet: bool = True, exact: bool = True
+) -> PolarCache:
     """Cache a simulator cohort (`cohort.json` + DICOM + truth) as polar frames and labels.
 
     `exact=False` takes the labels as annotated (with the simulator's label noise when the

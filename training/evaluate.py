@@ -11,6 +11,7 @@ where `metrics` are those of `engine.metrics.Confusion.metrics` and `name` is a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -25,6 +26,14 @@ from training.trainer import predict_rows
 STAGES = ("raw", "filtered")
 
 
+class LabelSource(Protocol):
+    """What scoring reads of a cache: the truth of each pullback (PolarCache, or exact simulator truth)."""
+
+    def labels(self, index: int) -> np.ndarray:
+        """bool (n_frames, n_alines) truth of pullback `index`."""
+        ...
+
+
 def score_map(prob: np.ndarray, truth: np.ndarray, window: tuple[int, int]) -> dict[str, Confusion]:
     """Confusion of one pullback's (frames, A) probability map, at 0.5 and after the window filter."""
     filtered = np.asarray(filter_map(np.asarray(prob, np.float32), window[0], window[1]))
@@ -32,7 +41,7 @@ def score_map(prob: np.ndarray, truth: np.ndarray, window: tuple[int, int]) -> d
 
 
 def score_predictions(
-    predictions: Iterable[tuple[int, dict[str, np.ndarray]]], cache: PolarCache, window: tuple[int, int] = (13, 61)
+    predictions: Iterable[tuple[int, dict[str, np.ndarray]]], cache: LabelSource, window: tuple[int, int] = (13, 61)
 ) -> dict:
     """Report for `(pullback, {name: prob (frames, A)})` items (see the module docstring)."""
     pooled: dict[str, dict[str, Confusion]] = {}
@@ -47,18 +56,15 @@ def score_predictions(
             for stage in STAGES:
                 totals[stage] += scores[stage]
         per_pullback.append(row)
-    report = {
-        "window": list(window),
-        "pooled": {name: {stage: c.metrics() for stage, c in stages.items()} for name, stages in pooled.items()},
-        "per_pullback": per_pullback,
-    }
-    members = [name for name in report["pooled"] if name.startswith("model")]
+    pooled_metrics = {name: {stage: c.metrics() for stage, c in stages.items()} for name, stages in pooled.items()}
+    members = [name for name in pooled_metrics if name.startswith("model")]
     if members:
-        report["pooled"]["mean_single"] = {
-            stage: {k: float(np.mean([report["pooled"][m][stage][k] for m in members])) for k in report["pooled"][members[0]][stage]}
+        pooled_metrics["mean_single"] = {
+            stage: {k: float(np.mean([pooled_metrics[m][stage][k] for m in members]))
+                    for k in pooled_metrics[members[0]][stage]}
             for stage in STAGES
         }
-    return report
+    return {"window": list(window), "pooled": pooled_metrics, "per_pullback": per_pullback}
 
 
 def member_predictions(

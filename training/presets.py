@@ -103,7 +103,9 @@ PRESETS: dict[str, Preset] = {
         name="tiny",
         train_cohort=CohortPlan("synthetic", n_patients=5, seed=11, n_frames=16),
         test_cohort=CohortPlan("synthetic", n_patients=2, seed=12, n_frames=16),
-        train=TrainConfig(batch_size=16, lr=3e-3, max_epochs=1, patience=1, frame_stride=2, val_frame_stride=2, warmup_steps=2),
+        train=TrainConfig(
+            batch_size=16, lr=3e-3, max_epochs=1, patience=1, frame_stride=2, val_frame_stride=2, warmup_steps=2
+        ),
         net=NetConfig(channels=(4, 8, 8, 8), decoder_channels=8),
         spec=InputSpec(n_alines=120, n_depth=64, depth_spacing_mm=0.08),
         n_folds=5,

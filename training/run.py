@@ -47,7 +47,9 @@ def run_training(
     train_cache = prepare_cache(preset.train_cohort, work_dir / "train", spec, quiet)
     test_cache = prepare_cache(preset.test_cohort, work_dir / "test", spec, quiet, exact=True)
     data_seconds = time.monotonic() - started
-    log.info("data ready: %d train pullbacks, %d test pullbacks (%.0f s)", len(train_cache), len(test_cache), data_seconds)
+    log.info(
+        "data ready: %d train pullbacks, %d test pullbacks (%.0f s)", len(train_cache), len(test_cache), data_seconds
+    )
 
     frames = [p.n_frames for p in train_cache.pullbacks]
     fold_of = patient_folds(train_cache.patients, preset.n_folds, preset.seed, weights=frames)
@@ -57,7 +59,8 @@ def run_training(
         train_ids = [i for i, f in enumerate(fold_of) if f != fold]
         val_ids = [i for i, f in enumerate(fold_of) if f == fold]
         result = train_member(
-            train_cache, train_ids, val_ids, preset.train, preset.net, preset.seed, fold, work_dir / f"fold{fold}", quiet
+            train_cache, train_ids, val_ids, preset.train, preset.net, preset.seed, fold,
+            work_dir / f"fold{fold}", quiet
         )
         members.append(result.model)
         fold_info.append(
@@ -76,7 +79,9 @@ def run_training(
     train_seconds = time.monotonic() - started - data_seconds
 
     log.info("scoring out-of-fold and on the test cohort")
-    oof = score_predictions(_with_fold_names(out_of_fold_predictions(members, fold_of, train_cache), fold_of), train_cache)
+    oof = score_predictions(
+        _with_fold_names(out_of_fold_predictions(members, fold_of, train_cache), fold_of), train_cache
+    )
     test = evaluate_ensemble(members, test_cache)
     card = {
         "name": f"ivuscal-{preset.name}",

@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,25 @@ class MemberResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     stopped: str | None = None
+
+
+@dataclass
+class TrainState:
+    """Where a member's training stands after an epoch; `last.json` holds it (with the optimizer groups)."""
+
+    epoch: int = -1  # last finished epoch
+    step: int = 0  # optimizer steps taken
+    best_epoch: int = -1
+    best_val: dict | None = None  # validation metrics of `best_epoch`
+    history: list[dict] = field(default_factory=list)  # one record per epoch
+    done: bool = False
+    seconds: float = 0.0  # training time so far, across resumes
+    stopped: str | None = None  # why training stopped (`_stop_reason`), None while it goes on
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainState:
+        """The state in a checkpoint's JSON (other keys, such as the optimizer groups, are left out)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def seeded_rng(*keys: int) -> np.random.Generator:
@@ -115,23 +134,23 @@ def train_member(
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     total_steps = steps_per_epoch * config.max_epochs
 
-    state = {"epoch": -1, "step": 0, "best_epoch": -1, "best_val": None, "history": [], "done": False, "seconds": 0.0}
+    state = TrainState()
     last_path = run_dir / "last.safetensors" if run_dir else None
     best_path = run_dir / "best.safetensors" if run_dir else None
     if run_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if last_path.is_file():
-            state = load_checkpoint(last_path, model, optimizer)
-            log.info("fold %d: resuming after epoch %d", fold, state["epoch"])
+    if last_path and last_path.is_file():
+        state = TrainState.from_dict(load_checkpoint(last_path, model, optimizer))
+        log.info("fold %d: resuming after epoch %d", fold, state.epoch)
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     if best_path and best_path.is_file():
         best_model = CalciumNet(net_config)
         load_checkpoint(best_path, best_model)
         best_state = best_model.state_dict()
 
-    started = time.monotonic() - state["seconds"]
-    epoch = state["epoch"] + 1
-    while not state["done"] and epoch < config.max_epochs:
+    started = time.monotonic() - state.seconds
+    epoch = state.epoch + 1
+    while not state.done and epoch < config.max_epochs:
         rng = seeded_rng(seed, fold, epoch)
         torch.manual_seed(int(rng.integers(2**31)))
         rows = with_hard_negatives(cache, frame_indices(cache, train_pullbacks, config.frame_stride, offset=epoch),
@@ -143,48 +162,46 @@ def train_member(
                 if i >= steps_per_epoch:
                     break
                 for group in optimizer.param_groups:
-                    group["lr"] = _lr_at(state["step"], total_steps, config)
+                    group["lr"] = _lr_at(state.step, total_steps, config)
                 loss = loss_fn(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                state["step"] += 1
+                state.step += 1
                 losses.append(float(loss.detach()))
                 bar.advance()
         val = validate(model, cache, val_rows)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in val.items()}}
-        state["history"].append(record)
+        state.history.append(record)
         log.info(
             "fold %d epoch %d: loss %.4f val dice %.4f acc %.4f (%.0f s)",
             fold, epoch, record["train_loss"], val["dice"], val["accuracy"], time.monotonic() - started,
         )
-        if state["best_val"] is None or _score(val) > _score(state["best_val"]):
-            state["best_val"], state["best_epoch"] = val, epoch
+        if state.best_val is None or _score(val) > _score(state.best_val):
+            state.best_val, state.best_epoch = val, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if best_path:
                 save_checkpoint(best_path, model, None, {"epoch": epoch, "val": val})
-        state["epoch"] = epoch
-        state["seconds"] = time.monotonic() - started
-        state["stopped"] = _stop_reason(state, epoch, config)
-        state["done"] = state["stopped"] is not None
+        state.epoch = epoch
+        state.seconds = time.monotonic() - started
+        state.stopped = _stop_reason(state, epoch, config)
+        state.done = state.stopped is not None
         if last_path:
-            save_checkpoint(last_path, model, optimizer, state)
+            save_checkpoint(last_path, model, optimizer, asdict(state))
         epoch += 1
 
     model.load_state_dict(best_state)
     model.eval()
-    return MemberResult(
-        model, state["best_epoch"], state["best_val"] or {}, state["history"], state["seconds"], state.get("stopped")
-    )
+    return MemberResult(model, state.best_epoch, state.best_val or {}, state.history, state.seconds, state.stopped)
 
 
-def _stop_reason(state: dict, epoch: int, config: TrainConfig) -> str | None:
+def _stop_reason(state: TrainState, epoch: int, config: TrainConfig) -> str | None:
     """Why training stops after `epoch` ("patience", "max_epochs", "time"), or None to go on."""
-    if epoch - state["best_epoch"] >= config.patience:
+    if epoch - state.best_epoch >= config.patience:
         return "patience"
     if epoch + 1 >= config.max_epochs:
         return "max_epochs"
-    if config.max_member_seconds and state["seconds"] >= config.max_member_seconds:
+    if config.max_member_seconds and state.seconds >= config.max_member_seconds:
         return "time"
     return None
 

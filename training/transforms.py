@@ -154,7 +154,9 @@ class RandomDepthScale:
         factor = rng.uniform(*self.scale)
         depth = polar.shape[-2]
         new_depth = max(1, round(depth * factor))
-        scaled = F.interpolate(polar[None, None], size=(new_depth, polar.shape[-1]), mode="bilinear", align_corners=False)[0, 0]
+        scaled = F.interpolate(
+            polar[None, None], size=(new_depth, polar.shape[-1]), mode="bilinear", align_corners=False
+        )[0, 0]
         if new_depth >= depth:
             return scaled[:depth].contiguous(), labels
         return F.pad(scaled, (0, 0, 0, depth - new_depth)), labels

@@ -88,7 +88,9 @@ def load_cases(root: Path, quantify: QuantifySettings) -> list[TruthCase]:
     return cases
 
 
-def evaluate_window(cases: list[TruthCase], window_alines: int, window_frames: int, quantify: QuantifySettings) -> GridCell:
+def evaluate_window(
+    cases: list[TruthCase], window_alines: int, window_frames: int, quantify: QuantifySettings
+) -> GridCell:
     """Filter every case with one window and score it against the truth."""
     settings = PipelineSettings(window_frames=window_frames, window_alines=window_alines, quantify=quantify)
     agree, dices, arc_errors = 0, [], []
@@ -174,10 +176,14 @@ def _odd_list(text: str, name: str) -> list[int]:
 
 @click.command(name="tune-filter")
 @click.argument("cohort", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output directory.")
-@click.option("--alines", default=",".join(map(str, DEFAULT_ALINES)), show_default=True, help="Window sizes along A-lines (odd).")
-@click.option("--frames", default=",".join(map(str, DEFAULT_FRAMES)), show_default=True, help="Window sizes along frames (odd).")
-@click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Lesion gap merge length.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output directory.")
+@click.option("--alines", default=",".join(map(str, DEFAULT_ALINES)), show_default=True,
+              help="Window sizes along A-lines (odd).")
+@click.option("--frames", default=",".join(map(str, DEFAULT_FRAMES)), show_default=True,
+              help="Window sizes along frames (odd).")
+@click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Lesion gap merge length.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no closing line.")
 def command(cohort: Path, out_dir: Path, alines: str, frames: str, merge_gap_mm: float, quiet: bool) -> None:
     """Grid-search the filter window on COHORT (a directory of `ivuscal analyze --truth` outputs)."""
@@ -197,6 +203,7 @@ def command(cohort: Path, out_dir: Path, alines: str, frames: str, merge_gap_mm:
     if not quiet:
         best = best_cell(cells)
         click.echo(
-            f"{out_dir}: best window {best.window_alines} A-lines x {best.window_frames} frames on {len(cases)} pullbacks "
+            f"{out_dir}: best window {best.window_alines} A-lines x {best.window_frames} frames "
+            f"on {len(cases)} pullbacks "
             f"(score agreement {best.score_agreement:.3f}, pooled Dice {best.dice_pooled:.3f})"
         )

@@ -139,8 +139,7 @@ def evaluate(reports: Sequence[tuple[str, Path, Path]], window: tuple[int, int])
         with np.load(reports[0][1] / "calcium_map.npz") as data:
             n_alines = int(data["probability"].shape[1])
     truth = _TruthLabels([source for _, _, source in reports], n_alines)
-    # score_predictions reads only `labels(i)`; its annotation (training/evaluate.py) still names PolarCache.
-    report = score_predictions(maps(), truth, window)  # type: ignore[arg-type]
+    report = score_predictions(maps(), truth, window)
     for row in report["per_pullback"]:
         row["pullback"] = reports[row["pullback"]][0]
     return report

@@ -62,7 +62,12 @@ def _source(info: PullbackInfo) -> dict[str, Any]:
 
 
 def analyze_pullback(
-    path: Path, runtime: Any, settings: PipelineSettings, chunk_frames: int, overrides: CalibrationOverrides | None, quiet: bool
+    path: Path,
+    runtime: Any,
+    settings: PipelineSettings,
+    chunk_frames: int,
+    overrides: CalibrationOverrides | None,
+    quiet: bool,
 ) -> tuple[AnalysisResult, list[tuple[int, np.ndarray]], FrameGeometry]:
     """Run the pipeline over a DICOM pullback chunk by chunk; the result, key frames and their geometry."""
     with open_pullback(path, overrides=overrides) as pullback:

@@ -48,7 +48,9 @@ def result_from_probabilities(
 def truth_comparison(result: AnalysisResult, truth: np.ndarray) -> dict[str, Any]:
     """A-line metrics before and after the filter, and the truth's own summary and score."""
     truth = np.asarray(truth, dtype=bool)
-    truth_summary = summarize_pullback(truth, result.summary.frame_spacing_mm, result.settings.quantify, result.settings.findings)
+    truth_summary = summarize_pullback(
+        truth, result.summary.frame_spacing_mm, result.settings.quantify, result.settings.findings
+    )
     return {
         "before_filter": aline_metrics(result.probability > 0.5, truth),
         "after_filter": aline_metrics(result.calcium, truth),

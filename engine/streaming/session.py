@@ -148,6 +148,8 @@ class StreamSession:
         if self.current is not None and self.current.pullback == start.pullback:
             raise Refused("in_progress", f"pullback {start.pullback!r} is already in progress", self._source)
         pipeline = self.pipeline_factory()
+        if pipeline.runtime is None:
+            raise RuntimeError("the session's pipeline factory built a pipeline without a runtime")
         spec = pipeline.runtime.spec
         if start.layout == "polar" and start.shape != (spec.n_depth, spec.n_alines):
             raise Refused(
@@ -372,7 +374,11 @@ class StreamSession:
         n = up_to - first
         if n <= 0:
             return []
-        prob, spread = rows if rows is not None else current.last_rows  # type: ignore[misc]
+        if rows is None:
+            if current.last_rows is None:
+                raise RuntimeError("a gap fill without rows before any frame of the pullback was processed")
+            rows = current.last_rows
+        prob, spread = rows
         xp = current.pipeline.xp
         outputs = current.pipeline.process_probabilities(xp.tile(prob, (n, 1)), xp.tile(spread, (n, 1)), first)
         self._journal(current, outputs, reason)
@@ -393,13 +399,17 @@ class StreamSession:
         ]
 
     def _journal(self, current: _Pullback, outputs: list[FrameOutput], filled: str | None) -> None:
-        current.last_rows = (outputs[-1].probability, outputs[-1].spread)
+        probabilities = [o.probability for o in outputs if o.probability is not None]
+        spreads = [o.spread for o in outputs if o.spread is not None]
+        if len(probabilities) < len(outputs) or len(spreads) < len(outputs):
+            raise RuntimeError("the session's pipeline returned no probability rows (built with return_rows=False)")
+        current.last_rows = (probabilities[-1], spreads[-1])
         if current.journal:
             current.journal.rows(
                 [o.index for o in outputs],
                 [o.position_mm for o in outputs],
-                np.stack([o.probability for o in outputs]),
-                np.stack([o.spread for o in outputs]),
+                np.stack(probabilities),
+                np.stack(spreads),
                 filled=filled,
             )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from tools.simulator.cohort import generate_cohort
 from tools.simulator.appearance import RANGES
+from tools.simulator.cohort import generate_cohort
 from tools.simulator.config import DEVICES
 
 MIXED = "mixed"
