@@ -18,7 +18,7 @@ import click
 
 from engine.batch import cohort
 from engine.batch.cluster import ClusterRequest, connect
-from engine.batch.layout import file_sha256, remove_stale_temporaries, report_dir
+from engine.batch.layout import remove_stale_temporaries, report_dir
 from engine.batch.runner import run_batch
 from engine.batch.sources import expand_sources
 from engine.batch.task import BatchConfig, Outcome, Status
@@ -26,6 +26,7 @@ from engine.commands.analyze import pipeline_options
 from engine.dicom import CalibrationOverrides
 from engine.dicom.cli_options import calibration_options
 from engine.errors import InputError, InternalError
+from engine.model.weights import file_sha256
 from engine.pipeline import PipelineSettings
 from engine.runtimes.cli_options import runtime_options
 

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.model.weights import file_sha256
+
 PULLBACKS = "pullbacks"
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
@@ -35,14 +37,6 @@ def report_key(source: Path) -> str:
 
 def report_dir(out_dir: Path, source: Path) -> Path:
     return Path(out_dir) / PULLBACKS / report_key(source)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
