@@ -4,7 +4,7 @@
 server's `publish_hooks` (called by the worker after each event is sent, so every count is exact
 and nothing waits on a scrape); in `ivuscal view` it is fed the same events from the results
 socket. Frames received, queue depth and open streams are read at scrape time from the live
-server (`StreamingServer.gauges`) or, outside the engine's process, from its last heartbeat.
+server (`EngineStats.gauges`) or, outside the engine's process, from its last heartbeat.
 Every series carries the engine's `backend` and `model` as labels.
 """
 

@@ -333,14 +333,6 @@ class StreamingServer:
         for hook in self.publish_hooks:
             hook(kind, stream, body)
 
-    def gauges(self) -> dict[str, int]:
-        """Live values for metrics (any thread): frames received so far, queue depth, open streams."""
-        return {
-            "frames_received": self.stats.frames_received,
-            "queue_depth": len(self._queue),
-            "open_streams": len(self.table.sessions),
-        }
-
     def _offer_previews(self, batch: list[Item]) -> None:
         """Hand the newest admitted frame of each stream in `batch` to the preview encoder (latest wins)."""
         assert self.preview is not None

@@ -64,6 +64,15 @@ class EngineStats:
         self.frames_processed += 1
         self._recent.append((time.monotonic(), latency_ns))
 
+    def gauges(self) -> dict[str, int]:
+        """The cheap live values (any thread; read by the metrics at scrape time): frames received, queue
+        depth, open streams."""
+        return {
+            "frames_received": self.frames_received,
+            "queue_depth": self._queue_depth(),
+            "open_streams": self._open_streams(),
+        }
+
     def snapshot(self) -> StatsSnapshot:
         now = time.monotonic()
         recent = list(self._recent)

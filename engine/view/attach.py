@@ -50,7 +50,7 @@ def attach(
     or unusable address.
     """
     engine_metrics = EngineMetrics(
-        server.status.get("backend", "unknown"), server.status.get("model", "unknown"), gauges=server.gauges
+        server.status.get("backend", "unknown"), server.status.get("model", "unknown"), gauges=server.stats.gauges
     )
     server.publish_hooks.append(engine_metrics.observe)
     attached = Attached(engine_metrics)
