@@ -218,19 +218,26 @@ def listener(serve: tuple[subprocess.Popen, str, str], context: zmq.Context) -> 
         thread.join(timeout=10)
 
 
+def send_burst_until_results(context: zmq.Context, endpoint: str, listener: list[dict], results: int) -> None:
+    """Start pullback s1/pb1 and send all its frames back to back; return once `results` results were
+    published (bounded: 30 s)."""
+    sender = context.socket(zmq.PUSH)
+    sender.connect(endpoint)
+    sender.send_multipart(p.encode_start(start()))
+    for i in range(len(FRAMES)):
+        sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
+    for _ in range(1500):
+        if len(kinds(list(listener), "result")) >= results:
+            return
+        time.sleep(0.02)
+
+
 def test_sigterm_right_after_a_burst_accounts_for_every_frame(
     serve: tuple[subprocess.Popen, str, str], listener: list[dict], context: zmq.Context, tmp_path: Path
 ) -> None:
     proc, frames_endpoint, _ = serve
-    sender = context.socket(zmq.PUSH)
-    sender.connect(frames_endpoint)
-    sender.send_multipart(p.encode_start(start()))
-    for i in range(len(FRAMES)):  # a burst: the signal follows before the engine has caught up
-        sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
-    for _ in range(600):  # bounded: until the first result, so that the burst has reached the engine's ZeroMQ buffers
-        if kinds(list(listener), "result"):
-            break
-        time.sleep(0.05)
+    # a burst: the signal follows the first result, before the engine has caught up (the burst is in its buffers)
+    send_burst_until_results(context, frames_endpoint, listener, 1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     time.sleep(0.3)  # the last events in flight to the subscriber
@@ -268,15 +275,7 @@ def test_after_kill_9_mid_pullback_the_journal_rebuilds_every_published_frame(
     from engine.quantify import total_arc_deg
 
     proc, frames_endpoint, _ = serve
-    sender = context.socket(zmq.PUSH)
-    sender.connect(frames_endpoint)
-    sender.send_multipart(p.encode_start(start()))
-    for i in range(len(FRAMES)):
-        sender.send_multipart(p.encode_frame("s1", "pb1", i, i, 0.0, "cartesian", CALIB, FRAMES[i]), copy=False)
-    for _ in range(600):  # bounded: until well into the pullback
-        if len(kinds(list(listener), "result")) >= 20:
-            break
-        time.sleep(0.02)
+    send_burst_until_results(context, frames_endpoint, listener, 20)  # well into the pullback
     proc.kill()  # SIGKILL: no shutdown code runs
     proc.wait(timeout=30)
     time.sleep(0.2)
