@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from test_streaming_fixtures import CALIB, loopback, make_ensemble, make_frames,
 from engine.streaming import protocol as p
 from engine.streaming.journal import read_journal
 from engine.streaming.subscriber import subscribe
+from tests.serve_output import serve_endpoints
 from tools.replay import send_pullback
 
 FRAMES = make_frames(30, seed=3)
@@ -190,12 +190,7 @@ def serve(model: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        endpoints: list[str] = []
-        while len(endpoints) < 2:  # the warning about running without --auth comes first
-            line = proc.stderr.readline()
-            assert line, "ivuscal serve exited before printing its endpoints"
-            endpoints = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
-        yield proc, endpoints[0], endpoints[1]
+        yield proc, *serve_endpoints(proc)
     finally:
         proc.kill()
         proc.wait(timeout=30)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from engine.cli import main
 from engine.streaming import protocol as p
 from engine.streaming.subscriber import subscribe
 from tests.dicom_factory import ivus_frames, write_pullback
+from tests.serve_output import serve_endpoints
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCKED = ("torch", "onnx", "onnxscript")
@@ -82,10 +82,7 @@ def test_serve_runs_on_onnxruntime_without_torch(tmp_path: Path) -> None:
     events: list[dict] = []
     live, stop = threading.Event(), threading.Event()
     try:
-        line = proc.stderr.readline()
-        while line and "ivuscal serve: frames in" not in line:  # warnings come first (no --auth)
-            line = proc.stderr.readline()
-        frames_endpoint, results_endpoint = re.findall(r"tcp://127\.0\.0\.1:\d+", line)
+        frames_endpoint, results_endpoint = serve_endpoints(proc)
         listener = threading.Thread(target=subscribe,
                                     args=(results_endpoint, lambda e: (events.append(e), live.set()), stop),
                                     kwargs={"summaries": 1, "timeout_s": 120, "context": context})

@@ -14,6 +14,7 @@ import pytest
 from test_streaming_fixtures import make_ensemble, make_frames
 
 from engine.cli import main
+from tests.serve_output import stderr_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,11 +30,7 @@ def test_serve_with_view_serves_the_page_its_assets_and_metrics(tmp_path: Path) 
     command += ["--no-journal", "--backend", "torch", "--model", str(model), "--view", "127.0.0.1:0"]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        line = proc.stderr.readline()
-        for _ in range(5):  # the warning about running without --auth and the endpoints come first
-            if "live view" in line:
-                break
-            line = proc.stderr.readline()
+        line = stderr_line(proc, "live view")
         url = re.search(r"live view (http://127\.0\.0\.1:\d+/)", line).group(1)
         assert line.rstrip().endswith(f"metrics {url}metrics")
         kind, page = get(url)
