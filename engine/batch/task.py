@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.batch.cohort import cohort_row
 from engine.batch.layout import publish, report_dir, temporary_dir, verified_row, write_manifest
-from engine.commands.analyze import read_truth_file, report_pullback
+from engine.commands.analyze import CHUNK_FRAMES, read_truth_file, report_pullback
 from engine.dicom import CalibrationOverrides
 from engine.errors import InputError
 from engine.pipeline import PipelineSettings
@@ -40,7 +40,7 @@ class BatchConfig:
     """What every task of a batch shares: the analysis settings and the runtime to create."""
 
     settings: PipelineSettings
-    chunk_frames: int = 64
+    chunk_frames: int = CHUNK_FRAMES
     overrides: CalibrationOverrides | None = None
     backend: str = "auto"
     model: Path | None = None

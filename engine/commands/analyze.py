@@ -29,6 +29,8 @@ from engine.report.result import AnalysisResult
 from engine.runtimes.cli_options import runtime_options
 from engine.truth import CalciumTruth, read_truth
 
+CHUNK_FRAMES = 64  # frames decoded and inferred per step (`--chunk-frames`)
+
 
 class RecentChunks:
     """The last few decoded chunks, enough to find the image of a frame that becomes final `lag` frames late."""
@@ -166,7 +168,7 @@ def report_pullback(
     runtime: Any,
     settings: PipelineSettings,
     *,
-    chunk_frames: int = 64,
+    chunk_frames: int = CHUNK_FRAMES,
     overrides: CalibrationOverrides | None = None,
     truth: Truth | None = None,
     dicom_outputs: bool = False,
@@ -192,13 +194,16 @@ def report_pullback(
 _FILE = click.Path(path_type=Path, dir_okay=False)
 
 
+_DEFAULTS = PipelineSettings()
 _PIPELINE_OPTIONS = (
-    click.option("--window-frames", default=13, show_default=True, type=int, help="Filter window along frames (odd)."),
-    click.option("--window-alines", default=61, show_default=True, type=int, help="Filter window along A-lines (odd)."),
-    click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1),
+    click.option("--window-frames", default=_DEFAULTS.window_frames, show_default=True, type=int,
+                 help="Filter window along frames (odd)."),
+    click.option("--window-alines", default=_DEFAULTS.window_alines, show_default=True, type=int,
+                 help="Filter window along A-lines (odd)."),
+    click.option("--chunk-frames", default=CHUNK_FRAMES, show_default=True, type=click.IntRange(min=1),
                  help="Frames decoded and inferred per step."),
-    click.option("--merge-gap-mm", default=1.0, show_default=True, type=click.FloatRange(min=0),
-                 help="Merge calcified segments closer than this."),
+    click.option("--merge-gap-mm", default=_DEFAULTS.quantify.merge_gap_mm, show_default=True,
+                 type=click.FloatRange(min=0), help="Merge calcified segments closer than this."),
     click.option("--calcified-nodule/--no-calcified-nodule", default=None,
                  help="Calcified nodule present (score point; default: not assessed)."),
     click.option("--vessel-diameter-mm", type=click.FloatRange(min=0, min_open=True), default=None,

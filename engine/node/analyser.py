@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.commands.analyze import CHUNK_FRAMES
 from engine.errors import InputError
 from engine.node.spool import JobState, Spool
 from engine.pipeline import PipelineSettings
@@ -52,7 +53,7 @@ class Analysers:
         on_analysed: Callable[[str], None],
         *,
         n_workers: int = 1,
-        chunk_frames: int = 64,
+        chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
         self.spool, self.runtime, self.settings = spool, runtime, settings
         self.on_analysed = on_analysed
