@@ -123,20 +123,20 @@ def _cpu_levers(
     """Batch-1 rows for each CPU speed lever of issue 15, one after another in this run (ratios to eager)."""
     import tempfile
 
-    from engine.model.network import SPEED_CONFIG
+    from engine.model.network import PREVIOUS_CONFIG
     from engine.runtimes.cache import onnx_for
     from engine.runtimes.ort_backend import OnnxRuntimeEnsemble
     from engine.runtimes.synthetic import random_ensemble
 
     with tempfile.TemporaryDirectory() as folder:
-        speed_net = random_ensemble(Path(folder) / "speed.safetensors", len(ensemble.models), config=SPEED_CONFIG,
-                                    spec=ensemble.spec)
+        previous_net = random_ensemble(Path(folder) / "previous.safetensors", len(ensemble.models),
+                                       config=PREVIOUS_CONFIG, spec=ensemble.spec)
         cases = [
             ("members in turn (graph before issue 15)", ensemble, "members", 1),
             ("wide grouped graph (default)", ensemble, "wide", 1),
             ("wide grouped graph", ensemble, "wide", 2),
-            (f"wide, speed architecture {SPEED_CONFIG.channels}/{SPEED_CONFIG.decoder_channels}, random weights",
-             speed_net, "wide", 1),
+            ("wide, network shipped before issue 15 (8/16/24/32, decoder 24, stem stride 2), random weights",
+             previous_net, "wide", 1),
         ]
         for label, source, layout, threads in cases:
             runtime = OnnxRuntimeEnsemble(source, onnx_for(source, "fp32", layout=layout), threads=threads)
@@ -149,8 +149,8 @@ def _cpu_levers(
     result.notes.append(
         "Levers (batch 1, ONNX Runtime fp32, timed one after another in this run): the fused graph with the members "
         "one after another (as shipped before issue 15) against the wide graph (grouped convolutions, "
-        "engine/runtimes/fused.py), at 1 and 2 threads, and the speed architecture (engine.model.network.SPEED_CONFIG) "
-        "with random weights: speed does not depend on the weights; it is not trained."
+        "engine/runtimes/fused.py), at 1 and 2 threads, and the network shipped before issue 15 "
+        "(engine.model.network.PREVIOUS_CONFIG) with random weights: speed does not depend on the weights."
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from engine.model.network import (
+    PREVIOUS_CONFIG,
     CalciumNet,
     NetConfig,
     count_parameters,
@@ -31,7 +32,7 @@ def test_logits_per_aline_float32() -> None:
     logits = net(x)
     assert logits.shape == (3, 360) and logits.dtype == torch.float32
     levels = net.encode(x)
-    assert [tuple(f.shape[2:]) for f in levels] == [(64, 360), (32, 180), (16, 90), (8, 45)]
+    assert [tuple(f.shape[2:]) for f in levels] == [(32, 360), (16, 180), (8, 90), (4, 45)]
 
 
 @pytest.mark.parametrize("shift", [8, 16, 120, 352])
@@ -68,7 +69,7 @@ def test_attention_map_is_normalised_on_the_last_encoder_grid() -> None:
     x = torch.rand(2, 1, 128, 360)
     logits, cam = net.attention_map(x)
     assert logits.shape == (2, 360)
-    assert cam.shape == (2, 8, 45)
+    assert cam.shape == (2, 4, 45)
     assert float(cam.min()) >= 0.0 and float(cam.max()) <= 1.0 + 1e-6
     with torch.no_grad():
         torch.testing.assert_close(logits, net(x))
@@ -77,4 +78,19 @@ def test_attention_map_is_normalised_on_the_last_encoder_grid() -> None:
 def test_small_enough_for_real_time() -> None:
     net = CalciumNet()
     assert 30_000 < count_parameters(net) < 60_000
-    assert 50e6 < flops_per_frame(net, InputSpec()) < 75e6
+    assert 30e6 < flops_per_frame(net, InputSpec()) < 50e6
+
+
+def test_weights_saved_before_the_stem_was_configurable_read_as_the_original_stem() -> None:
+    legacy = NetConfig.from_dict({"channels": [8, 16, 24, 32], "decoder_channels": 24})
+    assert legacy == PREVIOUS_CONFIG
+    stem = CalciumNet(legacy).stem.conv
+    assert stem.kernel_size == (5, 3) and stem.stride == (2, 1)
+    assert NetConfig.from_dict(NetConfig().to_dict()) == NetConfig()
+
+
+def test_previous_network_keeps_its_grid_and_cost() -> None:
+    net = CalciumNet(PREVIOUS_CONFIG).eval()
+    levels = net.encode(torch.rand(1, 1, 128, 360))
+    assert [tuple(f.shape[2:]) for f in levels] == [(64, 360), (32, 180), (16, 90), (8, 45)]
+    assert flops_per_frame(net, InputSpec()) == 61_833_600

@@ -18,12 +18,9 @@ from torch import Tensor, nn
 
 from engine.model.spec import NetConfig
 
-# A network shaped for CPU speed (issue 15), not yet trained: every 2-D level's channels are a
-# whole ONNX Runtime NCHWc block (16 floats on AVX-512, two on AVX2), so in the wide fused graph
-# each member's grouped convolution runs blocked. `ivuscal bench runtimes --levers` times it
-# with random weights; it becomes a preset's network only after retraining shows it is at least
-# as accurate as the shipped model (docs/runtimes.md).
-SPEED_CONFIG = NetConfig(channels=(16, 16, 32, 32), decoder_channels=16)
+# The network the project shipped before issue 15 (channels 8/16/24/32, decoder 24, stem stride 2
+# and kernel 5 along depth): `ivuscal bench runtimes --levers` times it beside the shipped one.
+PREVIOUS_CONFIG = NetConfig(channels=(8, 16, 24, 32), decoder_channels=24, stem_depth_stride=2, stem_depth_kernel=5)
 
 
 def circular_pad_angle(x: Tensor, pad: int) -> Tensor:
@@ -75,7 +72,7 @@ class DepthAttentionPool(nn.Module):
 class CalciumNet(nn.Module):
     """One polar frame (B, 1, depth, A) in [0, 1] -> calcium logits (B, A).
 
-    A must be divisible by 8 (three angular downsamplings); depth by 16.
+    A must be divisible by 8 (three angular downsamplings); depth by 8 x the stem's depth stride.
     """
 
     def __init__(self, config: NetConfig | None = None) -> None:
@@ -83,7 +80,8 @@ class CalciumNet(nn.Module):
         self.config = config or NetConfig()
         c0, c1, c2, c3 = self.config.channels
         cd = self.config.decoder_channels
-        self.stem = PolarConv2d(1, c0, (5, 3), stride=(2, 1))
+        stem_stride, stem_kernel = self.config.stem_depth_stride, self.config.stem_depth_kernel
+        self.stem = PolarConv2d(1, c0, (stem_kernel, 3), stride=(stem_stride, 1))
         self.enc1 = PolarConv2d(c0, c1, (3, 3), stride=(2, 2))
         self.enc2 = nn.Sequential(PolarConv2d(c1, c2, (3, 3), stride=(2, 2)), PolarConv2d(c2, c2, (3, 3), (1, 1)))
         self.enc3 = nn.Sequential(PolarConv2d(c2, c3, (3, 3), stride=(2, 2)), PolarConv2d(c3, c3, (3, 3), (1, 1)))

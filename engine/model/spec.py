@@ -36,14 +36,31 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Constructor arguments of `engine.model.network.CalciumNet`; stored with the weights."""
+    """Constructor arguments of `engine.model.network.CalciumNet`; stored with the weights.
 
-    channels: tuple[int, ...] = (8, 16, 24, 32)
-    decoder_channels: int = 24
+    The defaults are the network shaped for CPU speed (issue 15): the stem strides 4 depth
+    samples (kernel 7 deep), which quarters the largest feature map's work, and the
+    24-channel level became 32 wide with a 16-channel decoder. Weights saved before the stem
+    was configurable carry no stem fields and are read as the original stem (stride 2, kernel 5).
+    """
+
+    channels: tuple[int, ...] = (8, 16, 32, 32)
+    decoder_channels: int = 16
+    stem_depth_stride: int = 4
+    stem_depth_kernel: int = 7
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
-        return cls(channels=tuple(data["channels"]), decoder_channels=int(data["decoder_channels"]))
+        return cls(
+            channels=tuple(data["channels"]),
+            decoder_channels=int(data["decoder_channels"]),
+            stem_depth_stride=int(data.get("stem_depth_stride", LEGACY_STEM[0])),
+            stem_depth_kernel=int(data.get("stem_depth_kernel", LEGACY_STEM[1])),
+        )
+
+
+# The stem (depth stride, depth kernel) of weights saved before NetConfig had stem fields.
+LEGACY_STEM = (2, 5)
