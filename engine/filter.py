@@ -1,4 +1,4 @@
-"""The 61 x 13 post-processing filter in streaming (ring-buffer) form.
+"""The post-processing majority filter over frames x A-lines in streaming (ring-buffer) form.
 
 Definition (docs/conventions.md): vote `b = p > 0.5`; pad `b` by wrapping along A-lines and by
 repeating the first/last frame along frames; frame `i`, A-line `k` is calcified when more than
@@ -27,6 +27,13 @@ from engine.errors import InputError
 
 Row = Any  # a 1-D bool array of the filter's namespace (numpy.ndarray or cupy.ndarray)
 
+# Windows as (frames, A-lines). The study post-processed with 13 frames x 61 A-lines; on the
+# simulator's realistic lesions that window closes the gaps between calcium plates and trims
+# arcs, and a 3 x 15 window keeps the filter's job (isolated specks and one-frame blips) at
+# almost no cost, so it is the default since issue 12 (docs/analysis.md, "Filter window").
+STUDY_WINDOW = (13, 61)
+DEFAULT_WINDOW = (3, 15)
+
 
 @dataclass(frozen=True)
 class FilterStep:
@@ -52,7 +59,8 @@ class StreamingCalciumFilter:
     allocated once, at construction.
     """
 
-    def __init__(self, n_alines: int, window_frames: int = 13, window_alines: int = 61, xp: ModuleType = np) -> None:
+    def __init__(self, n_alines: int, window_frames: int = DEFAULT_WINDOW[0], window_alines: int = DEFAULT_WINDOW[1],
+                 xp: ModuleType = np) -> None:
         if isinstance(n_alines, bool) or not isinstance(n_alines, (int, np.integer)) or n_alines < 1:
             raise InputError(f"n_alines must be a positive integer, got {n_alines!r}")
         self.n_alines = int(n_alines)
@@ -155,7 +163,8 @@ class StreamingCalciumFilter:
         return window > self._threshold
 
 
-def filter_map(prob_map: Any, window_frames: int = 13, window_alines: int = 61, xp: ModuleType | None = None) -> Any:
+def filter_map(prob_map: Any, window_frames: int = DEFAULT_WINDOW[0], window_alines: int = DEFAULT_WINDOW[1],
+               xp: ModuleType | None = None) -> Any:
     """Filter a whole (frames, A) probability map; bool (frames, A) in namespace `xp`."""
     if getattr(prob_map, "ndim", None) != 2:
         raise InputError(f"probability map must be 2-D (frames, A-lines), got shape {getattr(prob_map, 'shape', None)}")

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from engine.errors import InputError
-from engine.filter import StreamingCalciumFilter, check_window
+from engine.filter import DEFAULT_WINDOW, StreamingCalciumFilter, check_window
 from engine.geometry import PolarSampler
 from engine.model.spec import InputSpec
 from engine.quantify import Arc, ClinicalFindings, Lesion, LesionTracker, PullbackSummary, QuantifySettings
@@ -74,8 +74,8 @@ class CalibrationLike(Protocol):
 class PipelineSettings:
     """Parameters of the stages after inference."""
 
-    window_frames: int = 13
-    window_alines: int = 61
+    window_frames: int = DEFAULT_WINDOW[0]
+    window_alines: int = DEFAULT_WINDOW[1]
     quantify: QuantifySettings = field(default_factory=QuantifySettings)
     findings: ClinicalFindings = field(default_factory=ClinicalFindings)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from engine.errors import InputError
-from engine.filter import StreamingCalciumFilter, filter_map
+from engine.filter import DEFAULT_WINDOW, STUDY_WINDOW, StreamingCalciumFilter, filter_map
 from engine.xp import cupy_or_none
 
 
@@ -71,11 +71,13 @@ def test_each_frame_is_final_once_in_order_and_at_lag_h(case: tuple[np.ndarray, 
     assert seen == list(range(len(prob)))
 
 
-def test_default_61_by_13_on_full_size_map() -> None:
+def test_default_and_study_windows_on_full_size_map() -> None:
     rng = np.random.default_rng(7)
     prob = rng.random((40, 360)).astype(np.float32)
     prob[10:30, 100:250] += 0.4
-    np.testing.assert_array_equal(filter_map(prob), oracle(prob, 13, 61))
+    assert DEFAULT_WINDOW == (3, 15) and STUDY_WINDOW == (13, 61)
+    np.testing.assert_array_equal(filter_map(prob), oracle(prob, 3, 15))
+    np.testing.assert_array_equal(filter_map(prob, *STUDY_WINDOW), oracle(prob, 13, 61))
 
 
 def test_reset_starts_a_new_pullback() -> None:

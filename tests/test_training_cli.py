@@ -31,6 +31,8 @@ def test_train_writes_an_ensemble_with_a_complete_card(trained: Path) -> None:
     assert sorted(card["metrics"]["per_fold"]) == ["0", "1", "2", "3", "4"]
     assert {"raw", "filtered"} <= set(card["metrics"]["out_of_fold"])
     assert {"ensemble", "mean_single", "model0"} <= set(card["metrics"]["test"])
+    assert card["metrics"]["window"] == [3, 15] and card["metrics"]["study_window"]["window"] == [13, 61]
+    assert {"raw", "filtered"} <= set(card["metrics"]["study_window"]["out_of_fold"])
     assert card["machine"]["cores"] >= 1 and card["time_seconds"]["total"] > 0
     assert len(card["training"]["folds"]) == 5 and card["git_commit"]
 
@@ -50,7 +52,7 @@ def test_evaluate_reports_members_and_ensemble(trained: Path, tmp_path: Path) ->
     assert status == 0
     report = json.loads(out.read_text())
     assert {"model0", "model4", "ensemble", "mean_single"} <= set(report["pooled"])
-    assert report["window"] == [13, 61]
+    assert report["window"] == [3, 15]  # engine.filter.DEFAULT_WINDOW
 
 
 def test_unknown_preset_and_even_window_are_bad_usage(trained: Path) -> None:

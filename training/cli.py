@@ -10,6 +10,7 @@ import click
 import torch
 
 from engine.errors import InputError
+from engine.filter import DEFAULT_WINDOW
 from engine.json_output import write_json
 from training.reliability import member_spread
 
@@ -49,8 +50,13 @@ def train_command(preset_name: str, work_dir: Path | None, out: Path | None, thr
         raw, filt = block["raw"], block["filtered"]
         click.echo(
             f"{label}: accuracy {raw['accuracy']:.4f} -> {filt['accuracy']:.4f}, "
-            f"dice {raw['dice']:.4f} -> {filt['dice']:.4f} (raw -> filtered)"
+            f"dice {raw['dice']:.4f} -> {filt['dice']:.4f} (raw -> filtered, window {metrics['window']})"
         )
+    study = metrics["study_window"]
+    click.echo(
+        f"at the study's window {study['window']}: out-of-fold dice {study['out_of_fold']['filtered']['dice']:.4f}, "
+        f"test ensemble dice {study['test']['ensemble']['filtered']['dice']:.4f}"
+    )
 
 
 @click.command("generalise")
@@ -103,8 +109,8 @@ def generalise_command(style: str, preset_name: str, augmentation: str | None, h
               help="A simulator cohort directory (DICOM + truth + manifest).")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="Polar cache to read, or to build from --cohort.")
-@click.option("--window-frames", type=int, default=13, show_default=True)
-@click.option("--window-alines", type=int, default=61, show_default=True)
+@click.option("--window-frames", type=int, default=DEFAULT_WINDOW[0], show_default=True)
+@click.option("--window-alines", type=int, default=DEFAULT_WINDOW[1], show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write the full report (per pullback too) as JSON.")
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)

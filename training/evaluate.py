@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from engine.filter import filter_map
+from engine.filter import DEFAULT_WINDOW, filter_map
 from engine.metrics import Confusion
 from engine.model.network import CalciumNet
 from training.cache import PolarCache
@@ -41,7 +41,9 @@ def score_map(prob: np.ndarray, truth: np.ndarray, window: tuple[int, int]) -> d
 
 
 def score_predictions(
-    predictions: Iterable[tuple[int, dict[str, np.ndarray]]], cache: LabelSource, window: tuple[int, int] = (13, 61)
+    predictions: Iterable[tuple[int, dict[str, np.ndarray]]],
+    cache: LabelSource,
+    window: tuple[int, int] = DEFAULT_WINDOW,
 ) -> dict:
     """Report for `(pullback, {name: prob (frames, A)})` items (see the module docstring)."""
     pooled: dict[str, dict[str, Confusion]] = {}
@@ -86,7 +88,9 @@ def out_of_fold_predictions(
         yield index, {"out_of_fold": predict_rows(models[fold], cache, frame_indices(cache, [index]))}
 
 
-def evaluate_ensemble(models: Sequence[CalciumNet], cache: PolarCache, window: tuple[int, int] = (13, 61)) -> dict:
+def evaluate_ensemble(
+    models: Sequence[CalciumNet], cache: PolarCache, window: tuple[int, int] = DEFAULT_WINDOW
+) -> dict:
     """Every member and the ensemble on every pullback of `cache`."""
     with torch.inference_mode():
         return score_predictions(member_predictions(models, cache), cache, window)

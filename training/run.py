@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from engine.filter import STUDY_WINDOW
 from engine.machine import cpu_model, git_commit
 from engine.model.network import count_parameters, flops_per_frame
 from engine.model.weights import LoadedEnsemble, save_ensemble
@@ -76,13 +77,14 @@ def run_training(
                 "stopped_by": result.stopped,
             }
         )
-    train_seconds = time.monotonic() - started - data_seconds
+    train_seconds = sum(info["train_seconds"] for info in fold_info)  # across resumes
 
     log.info("scoring out-of-fold and on the test cohort")
-    oof = score_predictions(
-        _with_fold_names(out_of_fold_predictions(members, fold_of, train_cache), fold_of), train_cache
-    )
+    oof_predictions = list(_with_fold_names(out_of_fold_predictions(members, fold_of, train_cache), fold_of))
+    oof = score_predictions(oof_predictions, train_cache)
     test = evaluate_ensemble(members, test_cache)
+    study_oof = score_predictions(oof_predictions, train_cache, STUDY_WINDOW)
+    study_test = evaluate_ensemble(members, test_cache, STUDY_WINDOW)
     card = {
         "name": f"ivuscal-{preset.name}",
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -101,10 +103,15 @@ def run_training(
             "per_fold": {k.removeprefix("fold"): v for k, v in oof["pooled"].items() if k.startswith("fold")},
             "out_of_fold": oof["pooled"]["out_of_fold"],
             "test": test["pooled"],
+            "study_window": {
+                "window": study_oof["window"],
+                "out_of_fold": study_oof["pooled"]["out_of_fold"],
+                "test": study_test["pooled"],
+            },
         },
         "time_seconds": {
             "data": round(data_seconds, 1),
-            "training": round(train_seconds, 1),
+            "training": round(train_seconds, 1),  # the members' own clocks, summed over resumed runs
             "total": round(time.monotonic() - started, 1),
         },
         "machine": machine_info(),

@@ -22,7 +22,7 @@ from engine.dicom.calibration import Calibration
 from engine.dicom.cli_options import calibration_options
 from engine.errors import InputError
 from engine.figures import save_figure
-from engine.filter import filter_map
+from engine.filter import DEFAULT_WINDOW, filter_map
 from engine.geometry import PolarSampler, polar_to_cartesian
 from engine.model.spec import InputSpec
 from engine.model.weights import LoadedEnsemble, load_ensemble
@@ -49,7 +49,7 @@ def upsample_attention(cam: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     return up[:, 0, :, scale : scale + spec.n_alines]
 
 
-def explain_frame(path: Path, frame: int, ensemble: LoadedEnsemble, window: tuple[int, int] = (13, 61),
+def explain_frame(path: Path, frame: int, ensemble: LoadedEnsemble, window: tuple[int, int] = DEFAULT_WINDOW,
                   overrides: CalibrationOverrides | None = None) -> Explanation:
     """Read frame `frame` (and the filter's neighbours) of the pullback at `path` and explain it."""
     with open_pullback(path, overrides=overrides) as pullback:
@@ -111,8 +111,8 @@ def render(explanation: Explanation, out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
               help="Ensemble weights. [default: the shipped model]")
-@click.option("--window-frames", type=int, default=13, show_default=True)
-@click.option("--window-alines", type=int, default=61, show_default=True)
+@click.option("--window-frames", type=int, default=DEFAULT_WINDOW[0], show_default=True)
+@click.option("--window-alines", type=int, default=DEFAULT_WINDOW[1], show_default=True)
 @calibration_options
 def command(pullback: Path, frame: int, out: Path, model_path: Path | None, window_frames: int, window_alines: int,
             overrides: CalibrationOverrides | None) -> None:
