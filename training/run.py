@@ -80,6 +80,7 @@ def run_training(
     train_seconds = sum(info["train_seconds"] for info in fold_info)  # across resumes
 
     log.info("scoring out-of-fold and on the test cohort")
+    scoring_started = time.monotonic()
     oof_predictions = list(_with_fold_names(out_of_fold_predictions(members, fold_of, train_cache), fold_of))
     oof = score_predictions(oof_predictions, train_cache)
     test = evaluate_ensemble(members, test_cache)
@@ -109,10 +110,11 @@ def run_training(
                 "test": study_test["pooled"],
             },
         },
-        "time_seconds": {
+        "time_seconds": {  # data and scoring: this run; training: the members' own clocks, summed over resumes
             "data": round(data_seconds, 1),
-            "training": round(train_seconds, 1),  # the members' own clocks, summed over resumed runs
-            "total": round(time.monotonic() - started, 1),
+            "training": round(train_seconds, 1),
+            "scoring": round(time.monotonic() - scoring_started, 1),
+            "total": round(data_seconds + train_seconds + time.monotonic() - scoring_started, 1),
         },
         "machine": machine_info(),
         "git_commit": git_commit(dirty_paths=("training", "engine/model")) or "unknown",
