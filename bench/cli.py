@@ -142,23 +142,29 @@ def _pullback(options: dict, given: Path | None, frames: int, image_size: int) -
               help="Size of generated frames (pixels).")
 @click.option("--chunk", "chunk_frames", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Frames decoded and inferred at a time.")
+@click.option("--window", type=(int, int), default=None, metavar="FRAMES ALINES",
+              help="Filter window of both pipelines, ours and the baseline's [default: the engine's, 3 15; "
+                   "the study's: 13 61].")
 def offline_command(options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None,
-                    frames: int, baseline_frames: int, image_size: int, chunk_frames: int) -> None:
+                    frames: int, baseline_frames: int, image_size: int, chunk_frames: int,
+                    window: tuple[int, int] | None) -> None:
     """Offline pipeline stage by stage and composed, against the naive baseline."""
     finish([with_load(_offline, options, backend, device, threads, pullback, frames, baseline_frames, image_size,
-                      chunk_frames)], options)
+                      chunk_frames, window)], options)
 
 
 def _offline(
     options: dict, backend: str, device: str | None, threads: int | None, pullback: Path | None,
-    frames: int, baseline_frames: int, image_size: int, chunk_frames: int,
+    frames: int, baseline_frames: int, image_size: int, chunk_frames: int, window: tuple[int, int] | None = None,
 ) -> ScenarioResult:
     from bench import offline
+    from engine.pipeline import PipelineSettings
 
+    settings = PipelineSettings(*window) if window else PipelineSettings()
     path = _pullback(options, pullback, frames, image_size)
     model, runtime = _setup(options, backend, device, threads)
     return offline.run(path, runtime, model.ensemble, model.description, frames, baseline_frames, chunk_frames,
-                       quiet=options["quiet"])
+                       settings=settings, quiet=options["quiet"])
 
 
 @command.command(name="dicom-out")
