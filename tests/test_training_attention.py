@@ -23,7 +23,10 @@ def test_zone_shares_and_uniform_reference(tmp_path) -> None:
     writer.add("pb", "p", polar, labels)
     cache = writer.close()
     torch.manual_seed(0)
-    model = CalciumNet(NetConfig(channels=(4, 8, 8, 8), decoder_channels=8)).eval()
+    # stem stride 2: on this 64-sample grid the last level keeps 4 depth cells, and this seed's
+    # Grad-CAM is not all zero (a random network's can be, with the stride-4 default on so small a grid)
+    config = NetConfig(channels=(4, 8, 8, 8), decoder_channels=8, stem_depth_stride=2, stem_depth_kernel=5)
+    model = CalciumNet(config).eval()
     result = attention_zones([model], cache, [(0, 0), (0, 1)], edge_halfwidth=4)
     assert result["a_lines"] == 32
     assert sum(result["attention"].values()) == pytest.approx(1.0)

@@ -33,7 +33,10 @@ def calcium_frames(n_frames: int = 30, arc_frames: tuple[int, int] = (8, 22), se
 def tiny_ensemble(path: Path, frames: np.ndarray) -> Path:
     """Two small random members, logits shifted so that about a fifth of `frames`' A-lines vote calcium."""
     torch.manual_seed(0)
-    members = [CalciumNet(NetConfig(channels=(4, 4, 8, 8), decoder_channels=8)).eval() for _ in range(2)]
+    # the original stem (depth stride 2): on a 32-sample grid the stride-4 default leaves one depth cell
+    # at the last level
+    config = NetConfig(channels=(4, 4, 8, 8), decoder_channels=8, stem_depth_stride=2, stem_depth_kernel=5)
+    members = [CalciumNet(config).eval() for _ in range(2)]
     sampler = PolarSampler((SIZE, SIZE), CENTER_RC, (PIXEL_SPACING_MM, PIXEL_SPACING_MM), SPEC)
     x = torch.from_numpy(sampler(frames)[:, None])
     with torch.no_grad():
