@@ -39,7 +39,7 @@ class NetConfig:
     """Constructor arguments of `engine.model.network.CalciumNet`; stored with the weights.
 
     The defaults are the network shaped for CPU speed (issue 15): the stem strides 4 depth
-    samples (kernel 7 deep), which quarters the largest feature map's work, and the
+    samples (kernel 7 deep), which halves the largest feature map (64 -> 32 x 360), and the
     24-channel level became 32 wide with a 16-channel decoder. Weights saved before the stem
     was configurable carry no stem fields and are read as the original stem (stride 2, kernel 5).
     """
