@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from engine.filter import DEFAULT_WINDOW, filter_map
 from engine.metrics import Confusion
@@ -86,14 +85,6 @@ def out_of_fold_predictions(
     """Per pullback: the probabilities of the one member that did not train on its patient."""
     for index, fold in enumerate(fold_of):
         yield index, {"out_of_fold": predict_rows(models[fold], cache, frame_indices(cache, [index]))}
-
-
-def evaluate_ensemble(
-    models: Sequence[CalciumNet], cache: PolarCache, window: tuple[int, int] = DEFAULT_WINDOW
-) -> dict:
-    """Every member and the ensemble on every pullback of `cache`."""
-    with torch.inference_mode():
-        return score_predictions(member_predictions(models, cache), cache, window)
 
 
 def format_report(report: dict) -> str:

@@ -23,7 +23,7 @@ from engine.model.weights import LoadedEnsemble, save_ensemble
 from training.cache import PolarCache
 from training.cohort import prepare_cache
 from training.evaluate import (
-    evaluate_ensemble,
+    member_predictions,
     out_of_fold_predictions,
     score_predictions,
 )
@@ -82,10 +82,11 @@ def run_training(
     log.info("scoring out-of-fold and on the test cohort")
     scoring_started = time.monotonic()
     oof_predictions = list(_with_fold_names(out_of_fold_predictions(members, fold_of, train_cache), fold_of))
+    test_predictions = list(member_predictions(members, test_cache))  # inferred once, scored at both windows
     oof = score_predictions(oof_predictions, train_cache)
-    test = evaluate_ensemble(members, test_cache)
+    test = score_predictions(test_predictions, test_cache)
     study_oof = score_predictions(oof_predictions, train_cache, STUDY_WINDOW)
-    study_test = evaluate_ensemble(members, test_cache, STUDY_WINDOW)
+    study_test = score_predictions(test_predictions, test_cache, STUDY_WINDOW)
     card = {
         "name": f"ivuscal-{preset.name}",
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
